@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` (set up + quick start) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On a machine without an NVIDIA GPU, pin the CPU build of PyTorch so setup never pulls a CUDA build.
+# Override with `make TORCH_CONSTRAINT= ...` to keep whatever torch your environment resolves.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_CONSTRAINT ?= $(if $(HAS_GPU),,-c constraints-cpu.txt)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint install dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/hrm demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+# Full suite: fast and slow tests (GPU tests skip themselves without CUDA).
+# Exit code 5 (no test collected) is not a failure of the code under test.
+test: lint
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
