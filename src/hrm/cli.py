@@ -37,7 +37,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hrm",
-        description="Hierarchical Reasoning Model: build puzzle data, train, evaluate, solve, watch it reason.",
+        description=(
+            "Hierarchical Reasoning Model: build puzzle data, train, evaluate, solve, watch it reason."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"hrm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
