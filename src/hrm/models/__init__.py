@@ -1,0 +1,174 @@
+"""Models: HRM, TRM and the transformer baseline, each an `ACTModel` around its own inner segment.
+
+    model = build_model("hrm", seq_len=81, vocab_size=11, puzzle_emb_ndim=512)
+    head = ACTLossHead(model)                         # loss + metrics for training and evaluation
+
+State-dict keys are the reference's (`inner.H_level.layers.0.self_attn.qkv_proj.weight`, ...), so the
+published checkpoints load with `load_weights`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from hrm.errors import CheckpointError, ConfigError
+from hrm.models.hrm import HRMConfig, HRMInner
+from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead
+from hrm.models.recursive import ACTModel, Carry, RecursiveConfig, RecursiveInner
+from hrm.models.transformer import TransformerConfig, TransformerInner
+from hrm.models.trm import TRMConfig, TRMInner
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_cls: type[RecursiveConfig]
+    inner_cls: type[RecursiveInner]
+    aliases: tuple[str, ...]
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "hrm",
+            HRMConfig,
+            HRMInner,
+            (
+                "HierarchicalReasoningModel_ACTV1",
+                "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+                "hrm_act_v1",
+            ),
+        ),
+        ModelSpec(
+            "trm",
+            TRMConfig,
+            TRMInner,
+            (
+                "TinyRecursiveReasoningModel_ACTV1",
+                "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
+                "trm_act_v1",
+            ),
+        ),
+        ModelSpec("transformer", TransformerConfig, TransformerInner, ("baseline", "direct")),
+    )
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec for a model name: ours (`hrm`, `trm`, `transformer`) or the reference's class name."""
+    key = name.strip()
+    for spec in MODELS.values():
+        if key == spec.name or key in spec.aliases or key.split("@")[-1] in spec.aliases:
+            return spec
+    raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+
+
+def make_config(
+    name: str, config: Mapping[str, Any] | RecursiveConfig | None = None, **fields
+) -> RecursiveConfig:
+    """Validate architecture fields for model `name`; an unknown or ill-typed field is a ConfigError."""
+    spec = model_spec(name)
+    if isinstance(config, RecursiveConfig):
+        values = config.model_dump()
+    else:
+        values = dict(config or {})
+    values.update(fields)
+    try:
+        return spec.config_cls(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {spec.name} config: {problems}") from None
+
+
+def build_model(name: str, config: Mapping[str, Any] | RecursiveConfig | None = None, **fields) -> ACTModel:
+    spec = model_spec(name)
+    cfg = make_config(name, config, **fields)
+    inner = spec.inner_cls(cfg)
+    if isinstance(cfg, TRMConfig):
+        return ACTModel(inner, q_target=not cfg.no_ACT_continue, halt_on_q_halt_only=cfg.no_ACT_continue)
+    return ACTModel(inner)
+
+
+def model_name(model: ACTModel) -> str:
+    for spec in MODELS.values():
+        if isinstance(model.inner, spec.inner_cls):
+            return spec.name
+    raise TypeError(f"not a known model: {type(model.inner).__name__}")
+
+
+WRAPPER_PREFIXES = ("_orig_mod.", "model.", "module.")
+
+
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the prefixes that torch.compile (`_orig_mod.`), the loss head (`model.`) and DDP
+    (`module.`) put in front of the model's own key names, in any nesting."""
+    out = {}
+    for key, value in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        out[key] = value
+    return out
+
+
+def load_weights(model: ACTModel, state_dict: Mapping[str, torch.Tensor], source: str = "weights") -> None:
+    """Load reference-named weights into `model`, with one clear message for any mismatch."""
+    state = strip_prefixes(state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(
+            f"missing {len(missing)} key(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
+    if unexpected:
+        more = " ..." if len(unexpected) > 5 else ""
+        problems.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}{more}")
+    if wrong_shape:
+        more = " ..." if len(wrong_shape) > 3 else ""
+        problems.append(f"shape mismatch (file vs model): {', '.join(wrong_shape[:3])}{more}")
+    if problems:
+        raise CheckpointError(f"{source} do not fit the {model_name(model)} model: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=True)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters (the sparse puzzle embedding is a buffer and not counted, as the reference)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "IGNORE_LABEL_ID",
+    "MODELS",
+    "ACTLossHead",
+    "ACTModel",
+    "Carry",
+    "HRMConfig",
+    "RecursiveConfig",
+    "TRMConfig",
+    "TransformerConfig",
+    "build_model",
+    "count_parameters",
+    "load_weights",
+    "make_config",
+    "model_name",
+    "model_spec",
+    "strip_prefixes",
+]

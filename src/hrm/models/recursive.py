@@ -1,0 +1,270 @@
+"""What HRM, TRM and the transformer baseline share: the configuration, the input embedding, the
+output and Q heads, the recurrent state (carry), and the ACT wrapper that runs deep supervision.
+
+A model here is `ACTModel(inner)`: `inner` computes one *segment* (subclasses define the reasoning
+inside it); `ACTModel` decides which rows restart, counts segments and decides halting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, model_validator
+from torch import nn
+
+from hrm.models.layers import (
+    Block,
+    CastedEmbedding,
+    CastedLinear,
+    ReasoningModule,
+    RotaryEmbedding,
+    SparsePuzzleEmbedding,
+    trunc_normal_,
+)
+
+Batch = dict[str, torch.Tensor]
+
+# A trace hook sees every inner update: hook(kind, index, z_H, z_L) with kind "L" or "H".
+StepHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
+
+
+class RecursiveConfig(BaseModel):
+    """Architecture fields, named as the reference names them so its configs load unchanged."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    batch_size: int = 768
+    seq_len: int
+    vocab_size: int
+    puzzle_emb_ndim: int = 0
+    num_puzzle_identifiers: int = 1
+
+    H_cycles: int = 2
+    L_cycles: int = 2
+    H_layers: int = 4
+    L_layers: int = 4
+
+    hidden_size: int = 512
+    expansion: float = 4.0
+    num_heads: int = 8
+    pos_encodings: Literal["rope", "learned", "none"] = "rope"
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    forward_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+
+    # Ours, not the reference's: back-propagate through every cycle instead of the one-step gradient.
+    # Only for measuring what the one-step gradient saves; the published recipes never set it.
+    full_backprop: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> RecursiveConfig:
+        positive = (
+            "seq_len",
+            "vocab_size",
+            "H_cycles",
+            "L_cycles",
+            "hidden_size",
+            "num_heads",
+            "halt_max_steps",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.puzzle_emb_ndim < 0 or self.num_puzzle_identifiers < 1:
+            raise ValueError("puzzle_emb_ndim must be >= 0 and num_puzzle_identifiers >= 1")
+        if not 0.0 <= self.halt_exploration_prob <= 1.0:
+            raise ValueError(f"halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, self.forward_dtype)
+
+    @property
+    def puzzle_positions(self) -> int:
+        """P: the number of positions the puzzle embedding occupies in front of the sequence."""
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @property
+    def total_len(self) -> int:
+        return self.seq_len + self.puzzle_positions
+
+
+@dataclass
+class Carry:
+    """The state carried between ACT calls: the reasoning state and which puzzle each row works on."""
+
+    z_H: torch.Tensor
+    z_L: torch.Tensor
+    steps: torch.Tensor  # [B] int32, segments run on the current puzzle
+    halted: torch.Tensor  # [B] bool; a halted row takes a new puzzle on the next call
+    current_data: Batch = field(default_factory=dict)
+
+
+class RecursiveInner(nn.Module):
+    """Embeddings, heads and initial states; subclasses define `_build` and `reason`."""
+
+    def __init__(self, config: RecursiveConfig):
+        super().__init__()
+        self.config = config
+        dtype = config.dtype
+        d = config.hidden_size
+        self.embed_scale = math.sqrt(d)
+        self.puzzle_emb_len = config.puzzle_positions
+
+        self.embed_tokens = CastedEmbedding(
+            config.vocab_size, d, init_std=1.0 / self.embed_scale, cast_to=dtype
+        )
+        self.lm_head = CastedLinear(d, config.vocab_size)
+        self.q_head = CastedLinear(d, 2, bias=True)
+        if config.puzzle_emb_ndim > 0:
+            self.puzzle_emb = SparsePuzzleEmbedding(
+                config.num_puzzle_identifiers, config.puzzle_emb_ndim, dtype
+            )
+        if config.pos_encodings == "rope":
+            self.rotary_emb = RotaryEmbedding(d // config.num_heads, config.total_len, config.rope_theta)
+        elif config.pos_encodings == "learned":
+            self.embed_pos = CastedEmbedding(
+                config.total_len, d, init_std=1.0 / self.embed_scale, cast_to=dtype
+            )
+
+        self._build()
+        self.register_buffer("H_init", trunc_normal_(torch.empty(d), std=1.0))
+        self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
+        with torch.no_grad():
+            # Q head starts by saying "continue" firmly: both logits -5.
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+
+    # -- to be defined by each model -------------------------------------------------------------
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def reason(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, hook: StepHook | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One segment: the updates of z_H and z_L given the input embedding x."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+    def make_blocks(self, count: int, seq_mlp: bool = False) -> ReasoningModule:
+        c = self.config
+        width = c.total_len if seq_mlp else None
+        return ReasoningModule(
+            [Block(c.hidden_size, c.num_heads, c.expansion, c.rms_norm_eps, width) for _ in range(count)]
+        )
+
+    @property
+    def cos_sin(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.rotary_emb() if hasattr(self, "rotary_emb") else None
+
+    def embed(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        e = self.embed_tokens(inputs)
+        if c.puzzle_emb_ndim > 0:
+            puzzle = self.puzzle_emb(puzzle_identifiers)
+            pad = self.puzzle_emb_len * c.hidden_size - puzzle.shape[-1]
+            if pad > 0:
+                puzzle = torch.nn.functional.pad(puzzle, (0, pad))
+            e = torch.cat((puzzle.view(-1, self.puzzle_emb_len, c.hidden_size), e), dim=-2)
+        if c.pos_encodings == "learned":
+            e = 0.707106781 * (e + self.embed_pos.embedding_weight.to(c.dtype))
+        return self.embed_scale * e
+
+    def initial_state(self, batch_size: int, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
+        shape = (batch_size, self.config.total_len, self.config.hidden_size)
+        device = device or self.H_init.device
+        return (
+            self.H_init.to(self.config.dtype).expand(shape).to(device).clone(),
+            self.L_init.to(self.config.dtype).expand(shape).to(device).clone(),
+        )
+
+    def reset(self, reset: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        flag = reset.view(-1, 1, 1)
+        dtype = self.config.dtype
+        return torch.where(flag, self.H_init.to(dtype), z_H), torch.where(flag, self.L_init.to(dtype), z_L)
+
+    def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
+        q = self.q_head(z_H[:, 0]).to(torch.float32)
+        return logits, q[..., 0], q[..., 1]
+
+    def forward(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch, hook: StepHook | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One segment. Returns the detached new state, logits [B, S, V], q_halt, q_continue."""
+        x = self.embed(batch["inputs"], batch["puzzle_identifiers"])
+        z_H, z_L = self.reason(z_H, z_L, x, hook)
+        logits, q_halt, q_continue = self.heads(z_H)
+        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
+
+
+class ACTModel(nn.Module):
+    """Adaptive computation time over segments (deep supervision), shared by every model.
+
+    `q_target` says whether training computes the bootstrapped target for Q-continue (one extra
+    no-gradient segment); `halt_on_q_halt_only` makes the halting rule `q_halt > 0` (TRM's
+    no_ACT_continue) instead of `q_halt > q_continue`.
+    """
+
+    def __init__(self, inner: RecursiveInner, q_target: bool = True, halt_on_q_halt_only: bool = False):
+        super().__init__()
+        self.inner = inner
+        self.q_target = q_target
+        self.halt_on_q_halt_only = halt_on_q_halt_only
+        # Ours: at inference, let the Q head stop a puzzle early (the reference always runs the maximum).
+        self.adaptive_halting = False
+
+    @property
+    def config(self) -> RecursiveConfig:
+        return self.inner.config
+
+    def initial_carry(self, batch: Batch) -> Carry:
+        size = batch["inputs"].shape[0]
+        device = batch["inputs"].device
+        z_H, z_L = self.inner.initial_state(size, device)
+        return Carry(
+            z_H=z_H,
+            z_L=z_L,
+            steps=torch.zeros(size, dtype=torch.int32, device=device),
+            halted=torch.ones(size, dtype=torch.bool, device=device),
+            current_data={k: torch.zeros_like(v) for k, v in batch.items()},
+        )
+
+    def forward(self, carry: Carry, batch: Batch, hook: StepHook | None = None) -> tuple[Carry, Batch]:
+        c = self.config
+        z_H, z_L = self.inner.reset(carry.halted, carry.z_H, carry.z_L)
+        steps = torch.where(carry.halted, 0, carry.steps)
+        data = {
+            k: torch.where(carry.halted.view((-1,) + (1,) * (batch[k].ndim - 1)), batch[k], v)
+            for k, v in carry.current_data.items()
+        }
+        z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data, hook)
+        outputs: Batch = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
+
+        with torch.no_grad():
+            steps = steps + 1
+            last = steps >= c.halt_max_steps
+            halted = last
+            adaptive = self.training or self.adaptive_halting
+            if adaptive and c.halt_max_steps > 1:
+                halted = halted | ((q_halt > 0) if self.halt_on_q_halt_only else (q_halt > q_continue))
+            if self.training and c.halt_max_steps > 1:
+                explore = torch.rand_like(q_halt) < c.halt_exploration_prob
+                min_steps = explore * torch.randint_like(steps, low=2, high=c.halt_max_steps + 1)
+                halted = halted & (steps >= min_steps)
+                if self.q_target:
+                    _, _, _, next_halt, next_continue = self.inner(z_H, z_L, data)
+                    outputs["target_q_continue"] = torch.sigmoid(
+                        torch.where(last, next_halt, torch.maximum(next_halt, next_continue))
+                    )
+        return Carry(z_H=z_H, z_L=z_L, steps=steps, halted=halted, current_data=data), outputs
