@@ -223,6 +223,9 @@ class ACTModel(nn.Module):
         self.halt_on_q_halt_only = halt_on_q_halt_only
         # Ours: at inference, let the Q head stop a puzzle early (the reference always runs the maximum).
         self.adaptive_halting = False
+        # Optional source of the exploration draws, fn(rows) -> (uniform [rows], min_steps [rows]);
+        # the trainer sets one that draws for the global batch so any number of processes agree.
+        self.exploration_noise: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def config(self) -> RecursiveConfig:
@@ -259,8 +262,13 @@ class ACTModel(nn.Module):
             if adaptive and c.halt_max_steps > 1:
                 halted = halted | ((q_halt > 0) if self.halt_on_q_halt_only else (q_halt > q_continue))
             if self.training and c.halt_max_steps > 1:
-                explore = torch.rand_like(q_halt) < c.halt_exploration_prob
-                min_steps = explore * torch.randint_like(steps, low=2, high=c.halt_max_steps + 1)
+                if self.exploration_noise is not None:
+                    uniform, draw = self.exploration_noise(steps.shape[0])
+                    uniform, draw = uniform.to(q_halt.device), draw.to(steps.device, steps.dtype)
+                else:
+                    uniform = torch.rand_like(q_halt)
+                    draw = torch.randint_like(steps, low=2, high=c.halt_max_steps + 1)
+                min_steps = (uniform < c.halt_exploration_prob) * draw
                 halted = halted & (steps >= min_steps)
                 if self.q_target:
                     _, _, _, next_halt, next_continue = self.inner(z_H, z_L, data)

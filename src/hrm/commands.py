@@ -1,0 +1,78 @@
+"""`hrm train` and `hrm eval`: argument parsing only; the work is in hrm.train and hrm.evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a recipe (YAML) with key=value overrides",
+        description=(
+            "Train from a recipe under configs/ with dotted overrides, e.g. "
+            "`hrm train configs/sudoku4_cpu.yaml arch.L_cycles=4 lr=3e-4`. Several processes: "
+            "`torchrun --nproc_per_node N -m hrm train RECIPE ...`."
+        ),
+    )
+    p.add_argument("recipe", nargs="?", help="recipe YAML file (not needed with --resume)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. arch.L_cycles=8")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint or run on a dataset's test split",
+        description="Exact accuracy, token accuracy, mean segments and Q-halt accuracy per set.",
+    )
+    p.add_argument(
+        "model", help="run dir, checkpoint dir, weights file, packaged name, or reference checkpoint dir"
+    )
+    p.add_argument("--data", help="dataset directory (default: the run's data_path)")
+    p.add_argument(
+        "--halt", choices=("max", "adaptive"), default="max", help="segments per puzzle (default max)"
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-batches", type=int, default=None, help="evaluate only this many batches")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    p.add_argument("--out", help="directory for metrics.json (and submission.json for ARC)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(handler=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hrm.train import train_from_cli
+
+    overrides = list(args.overrides)
+    recipe = args.recipe
+    if recipe is not None and "=" in recipe and args.resume:
+        overrides.insert(0, recipe)
+        recipe = None
+    result = train_from_cli(recipe, overrides, args.resume)
+    print(f"run directory: {result.run_dir} (step {result.step})")
+    for set_name, metrics in result.eval_metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        print(f"eval {set_name}: {shown}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from hrm.evaluate import evaluate_cli
+
+    report = evaluate_cli(
+        args.model,
+        data=args.data,
+        halt=args.halt,
+        batch_size=args.batch_size,
+        max_batches=args.max_batches,
+        device=args.device,
+        use_ema=not args.no_ema,
+        out=args.out,
+    )
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    return 0

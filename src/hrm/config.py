@@ -1,0 +1,195 @@
+"""Training recipes: typed configuration, YAML loading and dotted `key=value` overrides.
+
+A recipe is a YAML file (see configs/). Overrides use the reference's dotted form:
+`hrm train configs/sudoku_hrm.yaml arch.L_cycles=8 lr=3e-4 global_batch_size=64`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hrm.errors import ConfigError
+
+# Architecture fields that come from the dataset, not the recipe.
+DATA_FIELDS = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers")
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs. Names follow the reference's `cfg_pretrain.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Model: `name` (hrm | trm | transformer), `loss_type`, and the model's architecture fields.
+    arch: dict[str, Any] = Field(default_factory=lambda: {"name": "hrm"})
+
+    data_path: str
+    eval_data_path: str | None = None  # defaults to data_path (its test split)
+
+    global_batch_size: int = 768
+    epochs: int = 20000
+    eval_interval: int | None = 2000  # epochs between evaluations; None = only at the end
+    max_steps: int | None = None  # stop after this many steps (the schedule still spans them)
+    eval_max_batches: int | None = None  # cap evaluation batches (quick checks on large test sets)
+
+    lr: float = 1e-4
+    lr_min_ratio: float = 1.0
+    lr_warmup_steps: int = 2000
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
+
+    ema: bool = False
+    ema_rate: float = 0.999
+
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    compile: Literal["auto", "true", "false"] | bool = "auto"
+    threads: int | None = None  # CPU threads (torch.set_num_threads)
+
+    run_dir: str | None = None  # default runs/<recipe>-<time>
+    checkpoint_interval: int | None = None  # steps between checkpoints; None = at every evaluation
+    keep_checkpoints: int = 3
+    log_interval: int = 10
+    tensorboard: bool = True
+    wandb: bool = False
+    project_name: str | None = None
+    progress: bool = True
+
+    @field_validator("global_batch_size", "epochs", "keep_checkpoints", "log_interval")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("arch")
+    @classmethod
+    def _arch_has_name(cls, v: dict[str, Any]) -> dict[str, Any]:
+        v = dict(v)
+        # The reference nests the loss: arch.loss.loss_type.
+        loss = v.pop("loss", None)
+        if isinstance(loss, dict) and "loss_type" in loss:
+            v.setdefault("loss_type", loss["loss_type"])
+        v.setdefault("name", "hrm")
+        v.setdefault("loss_type", "stablemax_cross_entropy")
+        return v
+
+    @property
+    def model_name(self) -> str:
+        return str(self.arch["name"])
+
+    @property
+    def loss_type(self) -> str:
+        return str(self.arch["loss_type"])
+
+    def arch_fields(self) -> dict[str, Any]:
+        """Architecture fields for the model config (without name and loss)."""
+        return {k: v for k, v in self.arch.items() if k not in ("name", "loss_type")}
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(loc, TrainConfig.model_fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown key {loc!r}{hint}")
+        elif err["type"] == "missing":
+            parts.append(f"missing key {loc!r}")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
+    return f"{source}: {'; '.join(parts)}"
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML would read it: 3e-4 -> float, true -> bool, [1,2] -> list."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "3e-4" as a string; users mean a number.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides to a nested dict (a copy)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = parse_value(raw)
+    return out
+
+
+def check_arch_keys(cfg: TrainConfig, source: str) -> None:
+    """Reject unknown architecture keys early, with a suggestion, before any data is loaded."""
+    from hrm.models import model_spec
+
+    spec = model_spec(cfg.model_name)
+    known = set(spec.config_cls.model_fields) | {"name", "loss_type"}
+    for key in cfg.arch:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean 'arch.{close[0]}'?)" if close else ""
+            raise ConfigError(f"{source}: unknown key 'arch.{key}' for model {spec.name}{hint}")
+    if cfg.loss_type not in ("stablemax_cross_entropy", "softmax_cross_entropy"):
+        raise ConfigError(
+            f"{source}: arch.loss_type must be stablemax_cross_entropy or softmax_cross_entropy"
+        )
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
+) -> TrainConfig:
+    """Load a recipe (YAML) and apply overrides. Errors name the file and the offending key."""
+    data: dict[str, Any] = dict(base or {})
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"recipe {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: a recipe must be a mapping of keys to values")
+        data.update(loaded)
+    data = apply_overrides(data, overrides or [])
+    try:
+        cfg = TrainConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, source)) from None
+    check_arch_keys(cfg, source)
+    return cfg
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
