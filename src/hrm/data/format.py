@@ -1,0 +1,609 @@
+"""The on-disk dataset format (that of the reference HRM code), its validation, and `PuzzleDataset`.
+
+A dataset directory holds::
+
+    DIR/identifiers.json                      puzzle identifier names, index = id
+    DIR/<split>/dataset.json                  DatasetMetadata
+    DIR/<split>/<set>__inputs.npy             [N_examples, seq_len] token ids
+    DIR/<split>/<set>__labels.npy             [N_examples, seq_len] token ids (ignore_label_id = no loss)
+    DIR/<split>/<set>__puzzle_identifiers.npy [N_puzzles]
+    DIR/<split>/<set>__puzzle_indices.npy     [N_puzzles + 1]  puzzle p = examples [idx[p], idx[p+1])
+    DIR/<split>/<set>__group_indices.npy      [N_groups + 1]   group g = puzzles  [idx[g], idx[g+1])
+    DIR/<extra>.json                          optional extra files (e.g. ARC's test_puzzles.json)
+
+Torch is imported only when `PuzzleDataset` is first used, so dataset builders and `hrm --help` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pydantic
+
+from hrm.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
+FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+IGNORE_LABEL_ID = -100  # what the loss ignores; labels equal to metadata.ignore_label_id become this
+IDENTIFIERS_FILE = "identifiers.json"
+METADATA_FILE = "dataset.json"
+
+
+@dataclass
+class PuzzleSetArrays:
+    """One named set of one split, in the reference layout."""
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    puzzle_identifiers: np.ndarray
+    puzzle_indices: np.ndarray
+    group_indices: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in FIELDS}
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def num_puzzles(self) -> int:
+        return int(self.puzzle_identifiers.shape[0])
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.group_indices.shape[0]) - 1
+
+
+class DatasetMetadata(pydantic.BaseModel):
+    """The reference's dataset.json, same field names."""
+
+    pad_id: int
+    ignore_label_id: int | None
+    blank_identifier_id: int
+    vocab_size: int
+    seq_len: int
+    num_puzzle_identifiers: int
+    total_groups: int
+    mean_puzzle_examples: float
+    sets: list[str]
+
+
+@dataclass
+class SplitSummary:
+    examples: int = 0
+    puzzles: int = 0
+    groups: int = 0
+
+
+@dataclass
+class DatasetSummary:
+    """What `write_dataset` wrote: where, how much, and the files."""
+
+    path: Path
+    splits: dict[str, SplitSummary] = field(default_factory=dict)
+    num_bytes: int = 0
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        parts = [
+            f"{name}: {s.examples:,} examples, {s.puzzles:,} puzzles, {s.groups:,} groups"
+            for name, s in self.splits.items()
+        ]
+        lines = [f"wrote {self.path} ({_human_bytes(self.num_bytes)}, {len(self.files)} files)"]
+        lines += [f"  {p}" for p in parts]
+        lines += [f"  {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+_DTYPES = (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.int64)
+
+
+def smallest_dtype(array: np.ndarray) -> np.dtype:
+    """The smallest integer dtype holding every value of ``array`` (uint8 for an empty array)."""
+    if array.size == 0:
+        return np.dtype(np.uint8)
+    lo, hi = int(array.min()), int(array.max())
+    for dtype in _DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    raise DataError(f"values {lo}..{hi} do not fit in a 64-bit integer")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_set(where: str, arrays: PuzzleSetArrays, meta: DatasetMetadata) -> list[str]:
+    return _set_problems(where, arrays.as_dict(), meta)
+
+
+def write_dataset(
+    out_dir: str | os.PathLike[str],
+    splits: dict[str, dict[str, PuzzleSetArrays]],
+    metadata: dict[str, DatasetMetadata],
+    identifiers: list[str],
+    extra_files: dict[str, object] | None = None,
+    overwrite: bool = False,
+) -> DatasetSummary:
+    """Write a dataset directory atomically: everything goes to a temp dir beside ``out_dir``, which is
+    then renamed into place, so a failure leaves nothing half-written.
+
+    Arrays are checked first (the same checks as `validate_dataset`) and stored in the smallest integer
+    dtype that holds them. An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(
+            f"{out} already exists and is not empty; pass --overwrite (overwrite=True) to replace it"
+        )
+    if set(splits) != set(metadata):
+        raise DataError(f"splits {sorted(splits)} and metadata {sorted(metadata)} name different splits")
+    problems: list[str] = []
+    for split, sets in splits.items():
+        meta = metadata[split]
+        if sorted(sets) != sorted(meta.sets):
+            problems.append(f"{split}: metadata sets {meta.sets} but arrays for {sorted(sets)}")
+        for set_name, arrays in sets.items():
+            problems += _check_set(f"{split}/{set_name}", arrays, meta)
+        problems += _metadata_problems(split, sets, meta)
+        if meta.num_puzzle_identifiers != len(identifiers):
+            problems.append(
+                f"{split}: num_puzzle_identifiers is {meta.num_puzzle_identifiers} "
+                f"but {len(identifiers)} identifiers were given"
+            )
+    if extra_files:
+        for name in extra_files:
+            if Path(name).name != name or name in splits or name == IDENTIFIERS_FILE:
+                problems.append(
+                    f"extra file name {name!r} is not a plain file name or clashes with the layout"
+                )
+    if problems:
+        raise DataError(f"refusing to write an invalid dataset to {out}: {problems[0]}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    summary = DatasetSummary(path=out)
+    try:
+        for split, sets in splits.items():
+            split_dir = tmp / split
+            split_dir.mkdir()
+            _write_json(split_dir / METADATA_FILE, metadata[split].model_dump())
+            total = SplitSummary()
+            for set_name in metadata[split].sets:
+                arrays = sets[set_name]
+                for name, array in arrays.as_dict().items():
+                    np.save(
+                        split_dir / f"{set_name}__{name}.npy",
+                        np.ascontiguousarray(array, smallest_dtype(array)),
+                    )
+                total.examples += arrays.num_examples
+                total.puzzles += arrays.num_puzzles
+                total.groups += arrays.num_groups
+            summary.splits[split] = total
+        _write_json(tmp / IDENTIFIERS_FILE, list(identifiers))
+        for name, content in (extra_files or {}).items():
+            _write_json(tmp / name, content)
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                summary.files.append(str(path.relative_to(tmp)))
+                summary.num_bytes += path.stat().st_size
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _write_json(path: Path, content: object) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2)
+        f.write("\n")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / "d")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old / "d", out)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and validation
+# --------------------------------------------------------------------------------------------------
+
+
+def load_metadata(path: str | os.PathLike[str], split: str) -> DatasetMetadata:
+    """Read ``path/split/dataset.json``; DataError when it is missing or malformed."""
+    file = Path(path) / split / METADATA_FILE
+    if not file.is_file():
+        raise DataError(f"{file} not found: {path} is not a dataset directory with a '{split}' split")
+    try:
+        return DatasetMetadata.model_validate(json.loads(file.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file} is not valid JSON: {exc}") from None
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise DataError(f"{file} has a bad field {loc!r}: {first['msg']}") from None
+
+
+def load_split(
+    path: str | os.PathLike[str], split: str, mmap: bool = True
+) -> tuple[DatasetMetadata, dict[str, PuzzleSetArrays]]:
+    """Metadata and arrays of one split; inputs/labels memory-mapped when ``mmap``."""
+    meta = load_metadata(path, split)
+    sets = {}
+    for set_name in meta.sets:
+        loaded = {}
+        for name in FIELDS:
+            file = Path(path) / split / f"{set_name}__{name}.npy"
+            if not file.is_file():
+                raise DataError(f"{file} not found; the dataset is incomplete")
+            mode = "r" if mmap and name in ("inputs", "labels") else None
+            try:
+                loaded[name] = np.load(file, mmap_mode=mode, allow_pickle=False)
+            except ValueError as exc:
+                raise DataError(f"{file} is not a readable .npy array: {exc}") from None
+        sets[set_name] = PuzzleSetArrays(**loaded)
+    return meta, sets
+
+
+def list_splits(path: str | os.PathLike[str]) -> list[str]:
+    root = Path(path)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / METADATA_FILE).is_file())
+
+
+def _set_problems(where: str, a: dict[str, np.ndarray], meta: DatasetMetadata) -> list[str]:
+    problems = []
+    for name in FIELDS:
+        if not np.issubdtype(a[name].dtype, np.integer):
+            problems.append(f"{where}: {name} has dtype {a[name].dtype}, expected an integer dtype")
+    if problems:
+        return problems
+    inputs, labels = a["inputs"], a["labels"]
+    ids, pidx, gidx = a["puzzle_identifiers"], a["puzzle_indices"], a["group_indices"]
+    for name in ("inputs", "labels"):
+        arr = a[name]
+        if arr.ndim != 2 or arr.shape[1] != meta.seq_len:
+            problems.append(f"{where}: {name} has shape {arr.shape}, expected [N, {meta.seq_len}]")
+        elif arr.size and (int(arr.min()) < 0 or int(arr.max()) >= meta.vocab_size):
+            problems.append(
+                f"{where}: {name} values {int(arr.min())}..{int(arr.max())} outside 0..{meta.vocab_size - 1}"
+            )
+    if inputs.shape[:1] != labels.shape[:1]:
+        problems.append(f"{where}: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
+    one_dim = True
+    for name, arr in (("puzzle_identifiers", ids), ("puzzle_indices", pidx), ("group_indices", gidx)):
+        if arr.ndim != 1:
+            problems.append(f"{where}: {name} has shape {arr.shape}, expected one dimension")
+            one_dim = False
+    if not one_dim:
+        return problems
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= meta.num_puzzle_identifiers):
+        problems.append(
+            f"{where}: puzzle_identifiers {int(ids.min())}..{int(ids.max())} "
+            f"outside 0..{meta.num_puzzle_identifiers - 1}"
+        )
+    problems += _index_problems(where, "puzzle_indices", pidx, len(ids) + 1, inputs.shape[0], "examples")
+    problems += _index_problems(where, "group_indices", gidx, None, len(ids), "puzzles")
+    return problems
+
+
+def _index_problems(
+    where: str, name: str, idx: np.ndarray, length: int | None, end: int, what: str
+) -> list[str]:
+    if length is not None and idx.size != length:
+        return [f"{where}: {name} has {idx.size} entries, expected {length} (one more than the puzzles)"]
+    if idx.size == 0:
+        return [f"{where}: {name} is empty, expected at least [0]"]
+    problems = []
+    if int(idx[0]) != 0:
+        problems.append(f"{where}: {name} starts at {int(idx[0])}, expected 0")
+    if int(idx[-1]) != end:
+        problems.append(f"{where}: {name} ends at {int(idx[-1])}, expected {end} (the number of {what})")
+    if idx.size > 1 and np.any(np.diff(idx.astype(np.int64)) <= 0):
+        problems.append(f"{where}: {name} is not strictly increasing (an empty puzzle or group)")
+    return problems
+
+
+def _metadata_problems(split: str, sets: dict[str, Any], meta: DatasetMetadata) -> list[str]:
+    problems = []
+    groups = sum(
+        int(np.asarray(s.group_indices if isinstance(s, PuzzleSetArrays) else s["group_indices"]).size) - 1
+        for s in sets.values()
+    )
+    if groups != meta.total_groups:
+        problems.append(f"{split}: total_groups is {meta.total_groups} but the sets hold {groups} groups")
+    examples = puzzles = 0
+    for s in sets.values():
+        d = s.as_dict() if isinstance(s, PuzzleSetArrays) else s
+        examples += int(d["inputs"].shape[0])
+        puzzles += int(d["puzzle_identifiers"].shape[0])
+    if puzzles and not np.isclose(examples / puzzles, meta.mean_puzzle_examples, rtol=1e-3, atol=1e-6):
+        problems.append(
+            f"{split}: mean_puzzle_examples is {meta.mean_puzzle_examples} "
+            f"but the sets hold {examples / puzzles:.4g} examples per puzzle"
+        )
+    if not 0 <= meta.pad_id < meta.vocab_size:
+        problems.append(f"{split}: pad_id {meta.pad_id} outside the vocabulary of {meta.vocab_size}")
+    if not 0 <= meta.blank_identifier_id < max(meta.num_puzzle_identifiers, 1):
+        problems.append(
+            f"{split}: blank_identifier_id {meta.blank_identifier_id} outside "
+            f"0..{meta.num_puzzle_identifiers - 1}"
+        )
+    return problems
+
+
+def validate_dataset(path: str | os.PathLike[str]) -> list[str]:
+    """Every problem found in a dataset directory, one sentence each; an empty list means valid."""
+    root = Path(path)
+    if not root.is_dir():
+        return [f"{root} is not a directory"]
+    splits = list_splits(root)
+    if not splits:
+        return [f"{root} holds no split (no */{METADATA_FILE})"]
+    problems: list[str] = []
+    identifiers_file = root / IDENTIFIERS_FILE
+    identifiers: list[Any] | None = None
+    if not identifiers_file.is_file():
+        problems.append(f"{IDENTIFIERS_FILE} is missing")
+    else:
+        try:
+            identifiers = json.loads(identifiers_file.read_text(encoding="utf-8"))
+            if not isinstance(identifiers, list):
+                problems.append(f"{IDENTIFIERS_FILE} is not a JSON list")
+                identifiers = None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append(f"{IDENTIFIERS_FILE} is not valid JSON")
+    seq_lens = {}
+    for split in splits:
+        try:
+            meta, sets = load_split(root, split)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        seq_lens[split] = meta.seq_len
+        for set_name, arrays in sets.items():
+            problems += _set_problems(f"{split}/{set_name}", arrays.as_dict(), meta)
+        problems += _metadata_problems(split, sets, meta)
+        if identifiers is not None and len(identifiers) != meta.num_puzzle_identifiers:
+            problems.append(
+                f"{split}: num_puzzle_identifiers is {meta.num_puzzle_identifiers} "
+                f"but {IDENTIFIERS_FILE} lists {len(identifiers)}"
+            )
+    if len(set(seq_lens.values())) > 1:
+        problems.append(f"splits disagree on seq_len: {seq_lens}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# PuzzleDataset
+# --------------------------------------------------------------------------------------------------
+
+
+class PuzzleDatasetConfig(pydantic.BaseModel):
+    """As the reference's. ``epochs_per_iter`` epochs of groups are shuffled into one iteration."""
+
+    seed: int = 0
+    dataset_path: str
+    global_batch_size: int
+    test_set_mode: bool = False
+    epochs_per_iter: int = 1
+    rank: int = 0
+    num_replicas: int = 1
+
+
+def sample_batch(
+    rng: np.random.Generator,
+    group_order: np.ndarray,
+    puzzle_indices: np.ndarray,
+    group_indices: np.ndarray,
+    start_index: int,
+    global_batch_size: int,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Fill one global batch: for each next group in ``group_order`` draw one puzzle, and from it a
+    random subset of its examples (no repeats), until the batch is full or the order runs out.
+
+    Returns the next position in ``group_order``, example indices and their puzzle indices. Unlike the
+    reference, the example choice also uses ``rng`` (the reference used numpy's global RNG), so an
+    iteration is fully reproducible from the seed.
+    """
+    batch: list[np.ndarray] = []
+    batch_puzzles: list[np.ndarray] = []
+    size = 0
+    while start_index < group_order.size and size < global_batch_size:
+        group = int(group_order[start_index])
+        puzzle = int(rng.integers(group_indices[group], group_indices[group + 1]))
+        start_index += 1
+        first = int(puzzle_indices[puzzle])
+        count = int(puzzle_indices[puzzle + 1]) - first
+        take = min(count, global_batch_size - size)
+        batch_puzzles.append(np.full(take, puzzle, dtype=np.int64))
+        batch.append(first + rng.choice(count, take, replace=False))
+        size += take
+    if not batch:
+        return start_index, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return start_index, np.concatenate(batch), np.concatenate(batch_puzzles)
+
+
+class _PuzzleDatasetImpl:
+    """Everything of PuzzleDataset except the torch base class (added lazily, see `__getattr__`)."""
+
+    def __init__(self, config: PuzzleDatasetConfig | dict[str, Any], split: str = "train") -> None:
+        super().__init__()
+        if isinstance(config, dict):
+            config = PuzzleDatasetConfig(**config)
+        self.config = config
+        self.split = split
+        if config.num_replicas < 1 or not 0 <= config.rank < config.num_replicas:
+            raise DataError(f"rank {config.rank} is not in 0..{config.num_replicas - 1} (num_replicas)")
+        if config.global_batch_size < 1 or config.global_batch_size % config.num_replicas:
+            raise DataError(
+                f"global_batch_size {config.global_batch_size} must be a positive multiple of "
+                f"num_replicas {config.num_replicas}"
+            )
+        if config.epochs_per_iter < 1:
+            raise DataError(f"epochs_per_iter must be at least 1, got {config.epochs_per_iter}")
+        self.metadata = load_metadata(config.dataset_path, split)
+        self.local_batch_size = config.global_batch_size // config.num_replicas
+        self._data: dict[str, dict[str, np.ndarray]] | None = None
+        self._iters = 0
+
+    # Resumable position: the number of training iterations (set passes) already started.
+    def state_dict(self) -> dict[str, int]:
+        return {"iters": self._iters}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._iters = int(state["iters"])
+
+    def _lazy_load(self) -> dict[str, dict[str, np.ndarray]]:
+        if self._data is None:
+            _, sets = load_split(self.config.dataset_path, self.split, mmap=True)
+            self._data = {}
+            for name, arrays in sets.items():
+                d = arrays.as_dict()
+                # Index arrays may be stored as uint8/int16: widen so arithmetic cannot overflow.
+                for key in ("puzzle_identifiers", "puzzle_indices", "group_indices"):
+                    d[key] = np.asarray(d[key], dtype=np.int64)
+                self._data[name] = d
+        return self._data
+
+    def _collate(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        batch = {k: np.asarray(v).astype(np.int32) for k, v in batch.items()}
+        if self.metadata.ignore_label_id is not None:
+            batch["labels"][batch["labels"] == self.metadata.ignore_label_id] = IGNORE_LABEL_ID
+        pad = self.local_batch_size - batch["puzzle_identifiers"].size
+        if pad > 0:
+            values = {
+                "inputs": self.metadata.pad_id,
+                "labels": IGNORE_LABEL_ID,
+                "puzzle_identifiers": self.metadata.blank_identifier_id,
+            }
+            batch = {
+                k: np.pad(v, ((0, pad),) + ((0, 0),) * (v.ndim - 1), constant_values=values[k])
+                for k, v in batch.items()
+            }
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
+
+    def _iter_test(self) -> Iterator[tuple[str, dict[str, Any], int]]:
+        cfg = self.config
+        for set_name, d in self._lazy_load().items():
+            total = len(d["inputs"])
+            pidx = d["puzzle_indices"]
+            for start in range(0, total, cfg.global_batch_size):
+                end = min(total, start + cfg.global_batch_size)
+                lo = min(start + cfg.rank * self.local_batch_size, end)
+                hi = min(start + (cfg.rank + 1) * self.local_batch_size, end)
+                puzzles = np.searchsorted(pidx, np.arange(lo, hi), side="right") - 1
+                batch = {
+                    "inputs": d["inputs"][lo:hi],
+                    "labels": d["labels"][lo:hi],
+                    "puzzle_identifiers": d["puzzle_identifiers"][puzzles],
+                }
+                yield set_name, self._collate(batch), end - start
+
+    def _iter_train(self) -> Iterator[tuple[str, dict[str, Any], int]]:
+        cfg = self.config
+        for set_name, d in self._lazy_load().items():
+            self._iters += 1
+            rng = np.random.Generator(np.random.Philox(seed=cfg.seed + self._iters))
+            num_groups = d["group_indices"].size - 1
+            order = np.concatenate([rng.permutation(num_groups) for _ in range(cfg.epochs_per_iter)])
+            start = 0
+            while start < order.size:
+                start, examples, puzzles = sample_batch(
+                    rng, order, d["puzzle_indices"], d["group_indices"], start, cfg.global_batch_size
+                )
+                effective = puzzles.size
+                if effective < cfg.global_batch_size:
+                    break  # drop the last, partial batch
+                sl = slice(cfg.rank * self.local_batch_size, (cfg.rank + 1) * self.local_batch_size)
+                examples, puzzles = examples[sl], puzzles[sl]
+                # Memory-mapped fancy indexing reads faster in sorted order; restore the drawn order after.
+                order_idx = np.argsort(examples, kind="stable")
+                inverse = np.empty_like(order_idx)
+                inverse[order_idx] = np.arange(order_idx.size)
+                batch = {
+                    "inputs": d["inputs"][examples[order_idx]][inverse],
+                    "labels": d["labels"][examples[order_idx]][inverse],
+                    "puzzle_identifiers": d["puzzle_identifiers"][puzzles],
+                }
+                yield set_name, self._collate(batch), effective
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any], int]]:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is not None and info.num_workers > 1:
+            raise DataError("PuzzleDataset supports at most one DataLoader worker (num_workers=0 or 1)")
+        if self.config.test_set_mode:
+            yield from self._iter_test()
+        else:
+            yield from self._iter_train()
+
+
+_LAZY_CLASSES: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    # PuzzleDataset subclasses torch's IterableDataset; building the class on first access keeps
+    # `import hrm.data.format` free of the multi-second torch import. Its qualified name is set so
+    # that pickling (DataLoader workers) finds it as hrm.data.format.PuzzleDataset.
+    if name == "PuzzleDataset":
+        if name not in _LAZY_CLASSES:
+            from torch.utils.data import IterableDataset
+
+            cls = type(
+                "PuzzleDataset",
+                (_PuzzleDatasetImpl, IterableDataset),
+                {
+                    "__module__": __name__,
+                    "__doc__": (
+                        "Batches of a dataset directory, as the reference's PuzzleDataset: yields "
+                        "(set_name, {inputs, labels, puzzle_identifiers} int32 tensors, effective global "
+                        "batch size). Training mode samples one puzzle per shuffled group; test mode walks "
+                        "every example in order, padding the last batch. Each rank gets its slice."
+                    ),
+                },
+            )
+            cls.__qualname__ = "PuzzleDataset"
+            _LAZY_CLASSES[name] = cls
+            globals()[name] = cls
+        return _LAZY_CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

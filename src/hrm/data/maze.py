@@ -1,0 +1,634 @@
+"""Maze datasets: find the shortest path from S to G in an N x N grid.
+
+Two ways in:
+
+* generate: random mazes carved by a randomised depth-first search (a "recursive backtracker",
+  which makes long winding corridors), with an optional fraction of extra walls knocked down so
+  that paths are not always unique, S and G placed on open cells, and a hardness filter on the
+  shortest-path length;
+* import: the published CSV files (``source,question,answer,rating``; ``question`` and
+  ``answer`` are ``N*N``-character strings over the charset), checked cell by cell.
+
+Encoding (as the reference builder): PAD 0, then the charset ``"# SGo"`` as 1..5 — ``#`` wall,
+space open, ``S`` start, ``G`` goal, ``o`` path — so the vocabulary has 6 tokens and a sequence is
+the ``N*N`` grid read row by row. The input holds walls, open cells, S and G; the label is the same
+grid with the cells of one shortest S->G path (S and G excluded) marked ``o``.
+
+Path length here means the number of moves from S to G (so a path has ``length - 1`` ``o`` cells).
+
+Layout written (through :func:`hrm.data.format.write_dataset`): splits ``train`` and ``test``, one
+set ``all``; one group per maze whose puzzles are the maze and, with ``--aug``, its other seven
+dihedral images (training split only); one example per puzzle; every puzzle has identifier 0
+(``identifiers.json`` is ``["<blank>"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hrm.data.augment import NUM_DIHEDRAL, dihedral_transform
+from hrm.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.data.format import PuzzleSetArrays
+
+CHARSET = "# SGo"
+PAD_ID = 0
+WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
+VOCAB_SIZE = len(CHARSET) + 1
+CSV_HEADER = ("source", "question", "answer", "rating")
+MIN_SIZE = 5
+DEFAULT_SIZE = 30
+DEFAULT_LOOP_FRACTION = 0.05
+# Published "30x30 hard" kept mazes whose shortest path is longer than 110.
+PUBLISHED_HARD_MIN_PATH_LENGTH = 111
+
+_CHAR_TO_ID = np.zeros(256, dtype=np.uint8)  # 0 marks a byte outside the charset
+_CHAR_TO_ID[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, len(CHARSET) + 1)
+_ID_TO_CHAR = np.frombuffer(("?" + CHARSET).encode(), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------------
+
+
+def encode_maze(text: str, size: int | None = None) -> np.ndarray:
+    """Turn an ``N*N`` string over ``"# SGo"`` into an ``[N, N]`` uint8 grid of token ids.
+
+    Raises ValueError on a length that is not a square (or not ``size*size``) or a character
+    outside the charset."""
+    raw = text.encode("ascii", errors="replace")
+    if size is None:
+        size = math.isqrt(len(raw))
+    if size * size != len(raw) or size == 0:
+        raise ValueError(f"has {len(raw)} characters, expected {size}x{size}={size * size}")
+    ids = _CHAR_TO_ID[np.frombuffer(raw, dtype=np.uint8)]
+    if not ids.all():
+        bad = sorted({text[i] for i in np.flatnonzero(ids == 0)})
+        raise ValueError(f"has characters outside the charset {CHARSET!r}: {''.join(bad)!r}")
+    return ids.reshape(size, size)
+
+
+def decode_maze(grid: np.ndarray) -> str:
+    """Inverse of :func:`encode_maze`: the grid read row by row as one string (PAD shows as '?')."""
+    ids = np.asarray(grid, dtype=np.uint8).reshape(-1)
+    if ids.size and int(ids.max()) > len(CHARSET):
+        raise ValueError(f"token id {int(ids.max())} is outside the maze vocabulary (0..{len(CHARSET)})")
+    return _ID_TO_CHAR[ids].tobytes().decode("ascii")
+
+
+def render_maze(grid: np.ndarray) -> str:
+    """The grid as N lines of N characters, for printing."""
+    arr = np.asarray(grid)
+    text = decode_maze(arr)
+    n = arr.shape[-1]
+    return "\n".join(text[i : i + n] for i in range(0, len(text), n))
+
+
+# --------------------------------------------------------------------------------------------
+# Solving
+# --------------------------------------------------------------------------------------------
+
+
+def _find_one(grid: np.ndarray, token: int) -> tuple[int, int] | None:
+    hits = np.argwhere(grid == token)
+    return (int(hits[0][0]), int(hits[0][1])) if len(hits) == 1 else None
+
+
+def bfs_distances(passable: np.ndarray, source: tuple[int, int]) -> np.ndarray:
+    """Moves from ``source`` to every cell over 4-neighbour steps on ``passable`` cells (-1: unreachable)."""
+    h, w = passable.shape
+    flat_ok = passable.reshape(-1).tolist()
+    dist = [-1] * (h * w)
+    start = source[0] * w + source[1]
+    dist[start] = 0
+    queue = deque([start])
+    while queue:
+        cur = queue.popleft()
+        r, c = divmod(cur, w)
+        nd = dist[cur] + 1
+        if r > 0 and flat_ok[cur - w] and dist[cur - w] < 0:
+            dist[cur - w] = nd
+            queue.append(cur - w)
+        if r < h - 1 and flat_ok[cur + w] and dist[cur + w] < 0:
+            dist[cur + w] = nd
+            queue.append(cur + w)
+        if c > 0 and flat_ok[cur - 1] and dist[cur - 1] < 0:
+            dist[cur - 1] = nd
+            queue.append(cur - 1)
+        if c < w - 1 and flat_ok[cur + 1] and dist[cur + 1] < 0:
+            dist[cur + 1] = nd
+            queue.append(cur + 1)
+    return np.array(dist, dtype=np.int32).reshape(h, w)
+
+
+def shortest_path(grid: np.ndarray) -> list[tuple[int, int]] | None:
+    """One shortest S->G path (a list of cells from S to G inclusive) in an encoded maze, or None
+    when G is unreachable. Among several shortest paths the choice is deterministic: from each
+    cell the walk steps up, down, left, right — the first that gets closer to G."""
+    grid = np.asarray(grid)
+    s, g = _find_one(grid, START), _find_one(grid, GOAL)
+    if s is None or g is None:
+        raise ValueError("needs exactly one S and one G")
+    dist = bfs_distances(grid != WALL, g)
+    if dist[s] < 0:
+        return None
+    h, w = grid.shape
+    path = [s]
+    r, c = s
+    while (r, c) != g:
+        want = dist[r, c] - 1
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] == want:
+                r, c = nr, nc
+                break
+        path.append((r, c))
+    return path
+
+
+def solve_maze(grid: np.ndarray) -> np.ndarray:
+    """The label for an input maze: the grid with one shortest S->G path marked ``o``."""
+    path = shortest_path(grid)
+    if path is None:
+        raise ValueError("G cannot be reached from S")
+    label = np.array(grid, dtype=np.uint8, copy=True)
+    label[label == PATH] = OPEN
+    for r, c in path[1:-1]:
+        label[r, c] = PATH
+    return label
+
+
+def check_maze_pair(question: np.ndarray, answer: np.ndarray) -> str | None:
+    """Why ``answer`` is not a correct label for ``question`` (both encoded), or None if it is."""
+    q, a = np.asarray(question), np.asarray(answer)
+    if q.shape != a.shape:
+        return f"question is {q.shape} but answer is {a.shape}"
+    if (q == PATH).any():
+        return "question already contains path cells 'o'"
+    for token, name in ((START, "S"), (GOAL, "G")):
+        count = int((q == token).sum())
+        if count != 1:
+            return f"question has {count} '{name}' cells, expected exactly one"
+    changed = q != a
+    if changed.any() and not ((q[changed] == OPEN) & (a[changed] == PATH)).all():
+        return "answer differs from question outside open cells turned into path 'o'"
+    s, g = _find_one(q, START), _find_one(q, GOAL)
+    assert s is not None and g is not None
+    best = bfs_distances(q != WALL, s)[g]
+    if best < 0:
+        return "G cannot be reached from S"
+    on_path = (a == PATH) | (a == START) | (a == GOAL)
+    along = bfs_distances(on_path, s)[g]
+    n_path = int((a == PATH).sum())
+    if along < 0:
+        return "the 'o' cells do not connect S to G"
+    if along != best or n_path != best - 1:
+        return f"the marked path has {n_path + 1} moves but the shortest path has {best}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------------
+
+
+def carve_maze(size: int, rnd: random.Random, loop_fraction: float = DEFAULT_LOOP_FRACTION) -> np.ndarray:
+    """An ``[size, size]`` grid of WALL/OPEN: a randomised-DFS spanning tree over the cells at one
+    parity of coordinates, with ``loop_fraction`` of the remaining inner walls between two cells
+    knocked down. For even sizes the spare wall row/column falls on a random side."""
+    grid = np.full((size, size), WALL, dtype=np.uint8)
+    # Cells sit at offset + 2*k; for even sizes one border row/column is left over.
+    off_r = rnd.randrange(2) if size % 2 == 0 else 0
+    off_c = rnd.randrange(2) if size % 2 == 0 else 0
+    rows = (size - off_r + 1) // 2
+    cols = (size - off_c + 1) // 2
+    visited = [[False] * cols for _ in range(rows)]
+    start = (rnd.randrange(rows), rnd.randrange(cols))
+    visited[start[0]][start[1]] = True
+    grid[off_r + 2 * start[0], off_c + 2 * start[1]] = OPEN
+    stack = [start]
+    steps = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    while stack:
+        r, c = stack[-1]
+        options = [
+            (r + dr, c + dc)
+            for dr, dc in steps
+            if 0 <= r + dr < rows and 0 <= c + dc < cols and not visited[r + dr][c + dc]
+        ]
+        if not options:
+            stack.pop()
+            continue
+        nr, nc = options[rnd.randrange(len(options))] if len(options) > 1 else options[0]
+        visited[nr][nc] = True
+        grid[off_r + r + nr, off_c + c + nc] = OPEN  # the wall between the two cells
+        grid[off_r + 2 * nr, off_c + 2 * nc] = OPEN
+        stack.append((nr, nc))
+    if loop_fraction > 0:
+        # Inner walls between two horizontally or vertically adjacent cells.
+        candidates = [
+            (off_r + 2 * r + dr, off_c + 2 * c + dc)
+            for r in range(rows)
+            for c in range(cols)
+            for dr, dc in ((1, 0), (0, 1))
+            if r + dr < rows and c + dc < cols
+        ]
+        walls = [rc for rc in candidates if grid[rc] == WALL]
+        for rc in rnd.sample(walls, round(loop_fraction * len(walls))):
+            grid[rc] = OPEN
+    return grid
+
+
+def generate_maze(
+    size: int,
+    rng: np.random.Generator,
+    min_path_length: int | None = None,
+    loop_fraction: float = DEFAULT_LOOP_FRACTION,
+    max_tries: int = 1000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One random maze and its label, both ``[size, size]`` uint8 token grids.
+
+    S is placed on a random open cell and G on a random open cell at least ``min_path_length``
+    moves away (any other open cell when it is None); mazes without such a cell are redrawn."""
+    if size < MIN_SIZE:
+        raise ValueError(f"maze size must be at least {MIN_SIZE}, got {size}")
+    rnd = random.Random(int(rng.integers(0, 2**63)))
+    need = max(1, min_path_length or 1)
+    for _ in range(max_tries):
+        grid = carve_maze(size, rnd, loop_fraction)
+        open_cells = np.flatnonzero(grid.reshape(-1) == OPEN)
+        s = divmod(int(open_cells[rnd.randrange(len(open_cells))]), size)
+        dist = bfs_distances(grid == OPEN, s)
+        far = np.flatnonzero(dist.reshape(-1) >= need)
+        if len(far) == 0:
+            continue
+        g = divmod(int(far[rnd.randrange(len(far))]), size)
+        grid[s] = START
+        grid[g] = GOAL
+        return grid, solve_maze(grid)
+    raise DataError(
+        f"could not generate a {size}x{size} maze with a path of at least {need} moves in "
+        f"{max_tries} tries; lower --min-path-length or raise --size"
+    )
+
+
+def generate_mazes(
+    count: int,
+    size: int,
+    rng: np.random.Generator,
+    min_path_length: int | None = None,
+    loop_fraction: float = DEFAULT_LOOP_FRACTION,
+    desc: str = "mazes",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels."""
+    from tqdm import tqdm
+
+    inputs = np.empty((count, size, size), dtype=np.uint8)
+    labels = np.empty_like(inputs)
+    for i in tqdm(range(count), desc=f"Generating {desc}", unit="maze", disable=count < 50):
+        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction)
+    return inputs, labels
+
+
+# --------------------------------------------------------------------------------------------
+# CSV import
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MazeTable:
+    """Mazes read from a CSV file, with their 1-based line numbers there."""
+
+    inputs: np.ndarray  # [n, N, N] uint8
+    labels: np.ndarray  # [n, N, N] uint8
+    lines: list[int]
+    skipped: int = 0
+
+
+def read_maze_csv(path: str | Path, skip_invalid: bool = False) -> MazeTable:
+    """Read and check a published-format maze CSV. A bad row raises DataError naming file and line,
+    or, with ``skip_invalid``, is dropped and counted in ``skipped``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such maze CSV file")
+    inputs: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    lines: list[int] = []
+    skipped = 0
+    size: int | None = None
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: file is empty, expected the header {','.join(CSV_HEADER)}") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DataError(f"{path} line 1: unreadable CSV ({exc})") from None
+        if tuple(h.strip() for h in header) != CSV_HEADER:
+            raise DataError(
+                f"{path} line 1: header is {','.join(header)!r}, expected {','.join(CSV_HEADER)!r}"
+            )
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise DataError(f"{path} line {reader.line_num}: unreadable CSV ({exc})") from None
+            line = reader.line_num
+            if not row:
+                continue
+            problem: str | None = None
+            q = a = None
+            if len(row) != len(CSV_HEADER):
+                problem = f"has {len(row)} fields, expected {len(CSV_HEADER)}"
+            else:
+                try:
+                    q = encode_maze(row[1], size)
+                except ValueError as exc:
+                    problem = f"question {exc}"
+                if problem is None:
+                    try:
+                        a = encode_maze(row[2], q.shape[0])
+                    except ValueError as exc:
+                        problem = f"answer {exc}"
+                if problem is None and q.shape[0] < 2:
+                    problem = f"maze is {q.shape[0]}x{q.shape[0]}, too small"
+                if problem is None:
+                    problem = check_maze_pair(q, a)
+            if problem is not None:
+                if skip_invalid:
+                    skipped += 1
+                    continue
+                raise DataError(f"{path} line {line}: {problem}")
+            assert q is not None and a is not None
+            size = q.shape[0]
+            inputs.append(q)
+            labels.append(a)
+            lines.append(line)
+    if not inputs:
+        raise DataError(f"{path}: no valid mazes" + (f" ({skipped} skipped as invalid)" if skipped else ""))
+    return MazeTable(np.stack(inputs), np.stack(labels), lines, skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset assembly
+# --------------------------------------------------------------------------------------------
+
+
+def maze_puzzle_set(inputs: np.ndarray, labels: np.ndarray, aug: bool) -> PuzzleSetArrays:
+    """One group per maze; its puzzles are the maze and, with ``aug``, its 7 other dihedral images."""
+    from hrm.data.format import PuzzleSetArrays
+
+    n, size, _ = inputs.shape
+    k = NUM_DIHEDRAL if aug else 1
+    if aug:
+        # [n, 8, N, N]: all dihedral images of each maze, kept next to each other.
+        all_in = np.stack([dihedral_transform(inputs, t) for t in range(k)], axis=1)
+        all_lab = np.stack([dihedral_transform(labels, t) for t in range(k)], axis=1)
+    else:
+        all_in, all_lab = inputs[:, None], labels[:, None]
+    return PuzzleSetArrays(
+        inputs=np.ascontiguousarray(all_in.reshape(n * k, size * size)),
+        labels=np.ascontiguousarray(all_lab.reshape(n * k, size * size)),
+        puzzle_identifiers=np.zeros(n * k, dtype=np.int32),
+        puzzle_indices=np.arange(n * k + 1, dtype=np.int32),
+        group_indices=np.arange(0, n * k + 1, k, dtype=np.int32),
+    )
+
+
+def maze_metadata(arrays: PuzzleSetArrays, size: int) -> Any:
+    from hrm.data.format import DatasetMetadata
+
+    n_puzzles = len(arrays.puzzle_identifiers)
+    return DatasetMetadata(
+        pad_id=PAD_ID,
+        ignore_label_id=0,
+        blank_identifier_id=0,
+        vocab_size=VOCAB_SIZE,
+        seq_len=size * size,
+        num_puzzle_identifiers=1,
+        total_groups=len(arrays.group_indices) - 1,
+        mean_puzzle_examples=(len(arrays.inputs) / n_puzzles) if n_puzzles else 0.0,
+        sets=["all"],
+    )
+
+
+@dataclass
+class MazeBuild:
+    """Everything :func:`hrm.data.format.write_dataset` needs, plus counts for the summary."""
+
+    splits: dict[str, dict[str, Any]]
+    metadata: dict[str, Any]
+    identifiers: list[str]
+    size: int
+    mazes: dict[str, int]
+    skipped: int = 0
+
+
+def build_maze_dataset(
+    train: tuple[np.ndarray, np.ndarray] | None,
+    test: tuple[np.ndarray, np.ndarray] | None,
+    aug: bool = False,
+    skipped: int = 0,
+) -> MazeBuild:
+    """Assemble splits and metadata from ``(inputs, labels)`` arrays ``[n, N, N]`` per split."""
+    given = {name: pair for name, pair in (("train", train), ("test", test)) if pair is not None}
+    given = {name: pair for name, pair in given.items() if len(pair[0])}
+    if not given:
+        raise DataError("no mazes to write: both the train and the test split are empty")
+    sizes = {pair[0].shape[-1] for pair in given.values()}
+    if len(sizes) != 1:
+        raise DataError(f"train and test mazes differ in size ({sorted(sizes)}); a dataset needs one size")
+    size = sizes.pop()
+    splits: dict[str, dict[str, Any]] = {}
+    metadata: dict[str, Any] = {}
+    for name, (inputs, labels) in given.items():
+        arrays = maze_puzzle_set(inputs, labels, aug=aug and name == "train")
+        splits[name] = {"all": arrays}
+        metadata[name] = maze_metadata(arrays, size)
+    return MazeBuild(
+        splits=splits,
+        metadata=metadata,
+        identifiers=["<blank>"],
+        size=size,
+        mazes={name: len(pair[0]) for name, pair in given.items()},
+        skipped=skipped,
+    )
+
+
+def _subsample(
+    pair: tuple[np.ndarray, np.ndarray], n: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    if n is None or n >= len(pair[0]):
+        return pair
+    keep = np.sort(rng.choice(len(pair[0]), size=n, replace=False))
+    return pair[0][keep], pair[1][keep]
+
+
+def build_from_args(args: argparse.Namespace) -> MazeBuild:
+    """Read or generate the mazes that ``args`` ask for (nothing is written)."""
+    if args.seed < 0:
+        raise DataError(f"--seed must not be negative, got {args.seed}")
+    rng = np.random.default_rng(args.seed)
+    skipped = 0
+    if args.source is not None:
+        src = Path(args.source)
+        if src.is_dir():
+            files = {name: src / f"{name}.csv" for name in ("train", "test")}
+            files = {name: p for name, p in files.items() if p.is_file()}
+            if not files:
+                raise DataError(f"{src}: directory has neither train.csv nor test.csv")
+            pairs: dict[str, tuple[np.ndarray, np.ndarray] | None] = {"train": None, "test": None}
+            for name, p in files.items():
+                table = read_maze_csv(p, skip_invalid=args.skip_invalid)
+                skipped += table.skipped
+                pairs[name] = (table.inputs, table.labels)
+            train, test = pairs["train"], pairs["test"]
+        else:
+            table = read_maze_csv(src, skip_invalid=args.skip_invalid)
+            skipped = table.skipped
+            n_test = min(args.test_count or 0, len(table.inputs))
+            order = rng.permutation(len(table.inputs)) if n_test else np.arange(len(table.inputs))
+            test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+            train = (table.inputs[train_idx], table.labels[train_idx])
+            test = (table.inputs[test_idx], table.labels[test_idx]) if n_test else None
+        if train is not None and test is not None and train[0].shape[-1] != test[0].shape[-1]:
+            raise DataError(
+                f"{src}: train mazes are {train[0].shape[-1]}x{train[0].shape[-1]} but test mazes are "
+                f"{test[0].shape[-1]}x{test[0].shape[-1]}"
+            )
+    else:
+        if args.size < MIN_SIZE:
+            raise DataError(f"--size must be at least {MIN_SIZE}, got {args.size}")
+        test_count = 1000 if args.test_count is None else args.test_count
+        if args.count < 0 or test_count < 0:
+            raise DataError("--count and --test-count must not be negative")
+        if not 0.0 <= args.loop_fraction <= 1.0:
+            raise DataError(f"--loop-fraction must be between 0 and 1, got {args.loop_fraction}")
+        train = generate_mazes(args.count, args.size, rng, args.min_path_length, args.loop_fraction, "train")
+        test = generate_mazes(test_count, args.size, rng, args.min_path_length, args.loop_fraction, "test")
+    if args.subsample is not None:
+        if args.subsample < 1:
+            raise DataError(f"--subsample must be at least 1, got {args.subsample}")
+        if train is not None:
+            train = _subsample(train, args.subsample, rng)
+    return build_maze_dataset(train, test, aug=args.aug, skipped=skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hrm data maze``."""
+    parser.description = (
+        "Build a maze dataset (shortest S->G path), generated or imported from the published CSV files."
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="import published-format CSV: a directory with train.csv and/or test.csv, or one CSV file "
+        "(then --test-count rows of it, drawn with --seed, form the test split); default: generate",
+    )
+    parser.add_argument("--count", type=int, default=1000, help="mazes to generate for train (default 1000)")
+    parser.add_argument(
+        "--test-count",
+        type=int,
+        default=None,
+        help="mazes for the test split: generated (default 1000) or held out of a single --from file "
+        "(default 0)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SIZE,
+        help=f"side N of generated N x N mazes (default {DEFAULT_SIZE})",
+    )
+    parser.add_argument(
+        "--min-path-length",
+        type=int,
+        default=None,
+        metavar="L",
+        help="only keep generated mazes whose shortest S->G path has at least L moves "
+        f"(the published 30x30 hard set: {PUBLISHED_HARD_MIN_PATH_LENGTH})",
+    )
+    parser.add_argument(
+        "--loop-fraction",
+        type=float,
+        default=DEFAULT_LOOP_FRACTION,
+        help="fraction of inner walls knocked down after carving, so paths need not be unique "
+        f"(default {DEFAULT_LOOP_FRACTION})",
+    )
+    parser.add_argument(
+        "--aug", action="store_true", help="add the 7 other dihedral images of every training maze"
+    )
+    parser.add_argument("--subsample", type=int, default=None, metavar="N", help="keep N training mazes")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip malformed CSV rows (and count them) instead of failing",
+    )
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Fail before any work when ``out`` would be refused by the writer."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out} already exists and is not empty; pass --overwrite to replace it")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hrm data maze``: build, write, print a summary. User errors raise DataError."""
+    from hrm.data.format import write_dataset
+
+    started = time.perf_counter()
+    check_out_dir(args.out, args.overwrite)
+    build = build_from_args(args)
+    summary = write_dataset(
+        args.out, build.splits, build.metadata, build.identifiers, overwrite=args.overwrite
+    )
+    mazes = ", ".join(f"{n} {name}" for name, n in build.mazes.items())
+    print(summary.format())
+    print(
+        f"  {build.size}x{build.size} mazes: {mazes}"
+        + (f"; skipped {build.skipped} invalid rows" if build.skipped else "")
+        + f"; {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run as ``python -m hrm.data.maze`` (the ``hrm data maze`` command does the same)."""
+    parser = argparse.ArgumentParser(prog="hrm data maze")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except DataError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
