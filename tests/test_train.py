@@ -1,0 +1,278 @@
+"""Training: config handling, exact resume after SIGKILL, torchrun parity, non-finite loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from hrm.config import load_config
+from hrm.errors import ConfigError
+
+TINY_ARCH = {
+    "name": "hrm",
+    "loss_type": "softmax_cross_entropy",
+    "H_cycles": 2,
+    "L_cycles": 2,
+    "H_layers": 1,
+    "L_layers": 1,
+    "hidden_size": 32,
+    "num_heads": 2,
+    "expansion": 2,
+    "puzzle_emb_ndim": 32,
+    "halt_max_steps": 3,
+    "halt_exploration_prob": 0.5,
+    "forward_dtype": "float32",
+}
+
+
+@pytest.fixture(scope="module")
+def sudoku4(tmp_path_factory) -> Path:
+    from hrm.data.sudoku import build_sudoku_dataset
+
+    out = tmp_path_factory.mktemp("data") / "sudoku4"
+    build_sudoku_dataset(out, count=60, size=4, difficulty="easy", test_count=16, num_aug=3, seed=0)
+    return out
+
+
+def _recipe(tmp_path: Path, data: Path, **extra) -> Path:
+    recipe = {
+        "arch": dict(TINY_ARCH),
+        "data_path": str(data),
+        "global_batch_size": 16,
+        "epochs": 100,
+        "eval_interval": None,
+        "max_steps": 12,
+        "lr": 1e-3,
+        "lr_warmup_steps": 3,
+        "lr_min_ratio": 0.1,
+        "weight_decay": 0.1,
+        "puzzle_emb_lr": 1e-2,
+        "puzzle_emb_weight_decay": 0.1,
+        "log_interval": 1,
+        "checkpoint_interval": 3,
+        "keep_checkpoints": 2,
+        "progress": False,
+        "tensorboard": False,
+        "threads": 1,
+        "eval_max_batches": 1,
+    }
+    recipe.update(extra)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _env():
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    return {
+        **os.environ,
+        "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _hrm(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "hrm", *args], capture_output=True, text=True, env=_env(), timeout=timeout
+    )
+
+
+def _records(run: Path, kind: str) -> list[dict]:
+    drop = {"time", "steps_per_s", "examples_per_s"}
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == kind:
+            out.append({k: v for k, v in rec.items() if k not in drop})
+    return out
+
+
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    return load_file(str(run / "checkpoints" / latest / "model.safetensors"))
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_overrides_are_typed_and_dotted(tmp_path, sudoku4):
+    cfg = load_config(
+        _recipe(tmp_path, sudoku4), ["arch.L_cycles=8", "lr=3e-4", "ema=true", "eval_interval=null"]
+    )
+    assert cfg.arch["L_cycles"] == 8 and cfg.lr == pytest.approx(3e-4) and cfg.ema is True
+    assert cfg.eval_interval is None
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("lrr=3", "unknown key 'lrr' (did you mean 'lr'?)"),
+        ("arch.L_cycels=3", "unknown key 'arch.L_cycels'"),
+        ("global_batch_size=zero", "global_batch_size"),
+        ("nonsense", "key=value"),
+        ("arch.name=gpt", "unknown model"),
+    ],
+)
+def test_bad_overrides_name_the_key(tmp_path, sudoku4, override, needle):
+    with pytest.raises(ConfigError) as exc:
+        load_config(_recipe(tmp_path, sudoku4), [override])
+    assert needle in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_cli_reports_a_missing_recipe_in_one_line(tmp_path):
+    proc = _hrm("train", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "nope.yaml" in proc.stderr
+
+
+def test_published_recipes_load():
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    recipes = sorted(configs.glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        cfg = load_config(recipe)
+        assert cfg.model_name in ("hrm", "trm", "transformer")
+
+
+# -- training runs ------------------------------------------------------------------------------
+
+
+def test_train_writes_a_run_and_eval_reads_it(tmp_path, sudoku4):
+    from hrm.evaluate import evaluate_cli
+    from hrm.train import train
+
+    run = tmp_path / "run"
+    cfg = load_config(_recipe(tmp_path, sudoku4), [f"run_dir={run}", "max_steps=4", "tensorboard=true"])
+    result = train(cfg)
+    assert result.step == 4
+    assert (run / "config.yaml").exists() and (run / "tensorboard").is_dir()
+    assert len(_records(run, "train")) == 4 and len(_records(run, "eval")) == 1
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert ckpts == ["step_0000003", "step_0000004"]  # the last two kept
+    report = evaluate_cli(str(run), out=str(tmp_path / "ev"))
+    assert report["metrics"]["all"]["count"] == 16
+    assert (tmp_path / "ev" / "metrics.json").exists()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, sudoku4, monkeypatch):
+    from hrm.models.losses import ACTLossHead
+    from hrm.train import NonFiniteLossError, train
+
+    calls = {"n": 0}
+    original = ACTLossHead.forward
+
+    def poisoned(self, carry, batch, hook=None):
+        carry, loss, metrics, outputs, done = original(self, carry, batch, hook)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                loss = loss * float("nan")
+        return carry, loss, metrics, outputs, done
+
+    monkeypatch.setattr(ACTLossHead, "forward", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="step 5"):
+        train(load_config(_recipe(tmp_path, sudoku4), [f"run_dir={run}"]))
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_0000003"
+    weights = _final_weights(run)
+    assert all(torch.isfinite(v.float()).all() for v in weights.values())
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sudoku4):
+    recipe = _recipe(tmp_path, sudoku4, max_steps=30, checkpoint_interval=4, ema=True)
+    straight = tmp_path / "straight"
+    proc = _hrm("train", str(recipe), f"run_dir={straight}")
+    assert proc.returncode == 0, proc.stderr
+
+    killed = tmp_path / "killed"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hrm", "train", str(recipe), f"run_dir={killed}"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    marker = killed / "checkpoints" / "latest"
+    while time.time() < deadline and not (marker.exists() and marker.read_text().strip() == "step_0000008"):
+        if child.poll() is not None:
+            break
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert marker.exists(), "the run died before its first checkpoint"
+    interrupted_at = marker.read_text().strip()
+    assert interrupted_at != "step_0000030", "the run finished before it could be killed"
+
+    proc = _hrm("train", "--resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    a, b = _final_weights(straight), _final_weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _records(straight, "train") == _records(killed, "train")
+    assert _records(straight, "eval") == _records(killed, "eval")
+    ema_a = load_file(str(straight / "checkpoints" / "step_0000030" / "ema.safetensors"))
+    ema_b = load_file(str(killed / "checkpoints" / "step_0000030" / "ema.safetensors"))
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_match_one(tmp_path, sudoku4):
+    recipe = _recipe(tmp_path, sudoku4, max_steps=6, checkpoint_interval=6)
+    one = tmp_path / "one"
+    proc = _hrm("train", str(recipe), f"run_dir={one}")
+    assert proc.returncode == 0, proc.stderr
+    two = tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*torchrun, "-m", "hrm", "train", str(recipe), f"run_dir={two}"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _final_weights(one), _final_weights(two)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k
+    ra, rb = _records(one, "train"), _records(two, "train")
+    assert len(ra) == len(rb) == 6
+    for x, y in zip(ra, rb):
+        for key in ("lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy", "steps", "lr"):
+            assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key)
+
+
+def test_resume_refuses_a_different_world_size(tmp_path, sudoku4):
+    from hrm.train import train
+
+    run = tmp_path / "run"
+    train(load_config(_recipe(tmp_path, sudoku4), [f"run_dir={run}", "max_steps=3"]))
+    state_file = run / "checkpoints" / "step_0000003" / "training_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    state["world_size"] = 2
+    torch.save(state, state_file)
+    proc = _hrm("train", "--resume", str(run))
+    assert proc.returncode == 1 and "same number" in proc.stderr
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, sudoku4):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("x")
+    proc = _hrm("train", str(_recipe(tmp_path, sudoku4)), f"run_dir={run}")
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert (run / "keep.txt").read_text() == "x"
+    shutil.rmtree(run)
