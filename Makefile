@@ -24,8 +24,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
+# The CPU quick start: build a 4x4 Sudoku dataset, train a tiny HRM on it (about a minute),
+# and evaluate it on held-out puzzles.
+DEMO_DATA ?= data/sudoku4
 demo: $(VENV)/.installed
-	$(BIN)/hrm demo
+	$(BIN)/hrm data sudoku --size 4 --count 400 --difficulty easy --min-clues 10 --test-count 200 \
+		--num-aug 50 --seed 0 --out $(DEMO_DATA) --overwrite
+	$(BIN)/hrm train configs/sudoku4_cpu.yaml data_path=$(DEMO_DATA) run_dir=runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/hrm eval $$(ls -td runs/quickstart-* | head -1) --out $$(ls -td runs/quickstart-* | head -1)/eval
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

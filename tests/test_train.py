@@ -276,3 +276,23 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, sudoku4):
     assert proc.returncode == 1 and "already exists" in proc.stderr
     assert (run / "keep.txt").read_text() == "x"
     shutil.rmtree(run)
+
+
+@pytest.mark.slow
+def test_tiny_recipe_learns_4x4_sudoku(tmp_path):
+    """The CPU recipe reaches >= 95% exact accuracy on held-out puzzles (about a minute here)."""
+    from hrm.data.sudoku import build_sudoku_dataset
+    from hrm.train import train
+
+    data = tmp_path / "sudoku4"
+    build_sudoku_dataset(
+        data, count=400, size=4, difficulty="easy", min_clues=10, test_count=200, num_aug=50, seed=0
+    )
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "sudoku4_cpu.yaml"
+    cfg = load_config(recipe, [f"data_path={data}", f"run_dir={tmp_path / 'run'}", "progress=false"])
+    start = time.perf_counter()
+    result = train(cfg)
+    seconds = time.perf_counter() - start
+    exact = result.eval_metrics["all"]["exact_accuracy"]
+    print(f"tiny recipe: exact accuracy {exact:.3f} on 200 held-out puzzles in {seconds:.0f} s")
+    assert exact >= 0.95

@@ -81,6 +81,13 @@ def _sudoku_arguments(p: argparse.ArgumentParser) -> None:
         default="medium",
         help="difficulty of generated puzzles (default medium)",
     )
+    gen.add_argument(
+        "--min-clues",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep at least N givens per generated puzzle (easier puzzles for quick experiments)",
+    )
     test = p.add_argument_group("test split")
     test.add_argument(
         "--test-count",
@@ -117,6 +124,7 @@ def _run_sudoku(args: argparse.Namespace) -> int:
         count=args.count,
         size=args.size,
         difficulty=args.difficulty,
+        min_clues=args.min_clues,
         test_count=args.test_count,
         num_aug=args.num_aug,
         subsample=args.subsample,

@@ -359,12 +359,17 @@ def random_full_grid(size: int, rng: np.random.Generator) -> np.ndarray:
     return result.solution
 
 
-def _dig(solution: np.ndarray, target: int, rng: np.random.Generator) -> tuple[np.ndarray, SolveStats]:
-    """Remove clues in random order while the puzzle stays unique and not harder than ``target``."""
+def _dig(
+    solution: np.ndarray, target: int, rng: np.random.Generator, min_clues: int = 0
+) -> tuple[np.ndarray, SolveStats]:
+    """Remove clues in random order while the puzzle stays unique and not harder than ``target``,
+    keeping at least ``min_clues`` of them."""
     puzzle = solution.copy()
     size = math.isqrt(solution.size)
     stats = solve(puzzle, limit=2, size=size).stats
     for cell in rng.permutation(solution.size):
+        if np.count_nonzero(puzzle) <= min_clues:
+            break
         value = puzzle[cell]
         puzzle[cell] = 0
         result = solve(puzzle, limit=2, size=size)
@@ -376,7 +381,11 @@ def _dig(solution: np.ndarray, target: int, rng: np.random.Generator) -> tuple[n
 
 
 def generate_sudoku(
-    size: int = 9, difficulty: str = "medium", rng: np.random.Generator | None = None, max_tries: int = 500
+    size: int = 9,
+    difficulty: str = "medium",
+    rng: np.random.Generator | None = None,
+    max_tries: int = 500,
+    min_clues: int = 0,
 ) -> Sudoku:
     """A random puzzle with a unique solution rated exactly ``difficulty``.
 
@@ -388,7 +397,7 @@ def generate_sudoku(
     box_shape(size)
     for _ in range(max_tries):
         solution = random_full_grid(size, rng)
-        puzzle, stats = _dig(solution, target, rng)
+        puzzle, stats = _dig(solution, target, rng, min_clues)
         if rate(stats) == difficulty:
             return Sudoku(puzzle=puzzle, solution=solution, difficulty=difficulty, stats=stats)
     raise DataError(
@@ -705,14 +714,15 @@ def generate_collection(
     rng: np.random.Generator,
     progress: bool = False,
     desc: str = "generating",
+    min_clues: int = 0,
 ) -> SudokuCollection:
-    """``count`` generated puzzles of one size and difficulty."""
+    """``count`` generated puzzles of one size and difficulty, each with at least ``min_clues`` givens."""
     from tqdm import tqdm
 
     box_shape(size)
     difficulty_rank(difficulty)
     items = [
-        generate_sudoku(size, difficulty, rng)
+        generate_sudoku(size, difficulty, rng, min_clues=min_clues)
         for _ in tqdm(range(count), desc=desc, unit="puzzle", disable=not progress or count == 0, leave=False)
     ]
     if not items:
@@ -929,6 +939,7 @@ def build_sudoku_splits(
     count: int | None = None,
     size: int = 9,
     difficulty: str = "medium",
+    min_clues: int = 0,
     test_count: int | None = None,
     num_aug: int = 0,
     subsample: int | None = None,
@@ -988,9 +999,11 @@ def build_sudoku_splits(
             if n_test < 0:
                 raise DataError(f"--test-count must be zero or positive, got {n_test}")
             test = generate_collection(
-                n_test, size, difficulty, np.random.default_rng(test_ss), progress, "test"
+                n_test, size, difficulty, np.random.default_rng(test_ss), progress, "test", min_clues
             )
-        train = generate_collection(count, size, difficulty, np.random.default_rng(gen_ss), progress, "train")
+        train = generate_collection(
+            count, size, difficulty, np.random.default_rng(gen_ss), progress, "train", min_clues
+        )
         train = _filter_min_difficulty(train, min_difficulty)
     train = _subsample(train, subsample, np.random.default_rng(sub_ss))
     if len(test) and len(train) and test.size != train.size:
