@@ -1,0 +1,242 @@
+"""`hrm solve`: argument parsing, reading puzzle files and printing; the work is in hrm.solve.
+
+hrm solve --model runs/sudoku4 "1.3.|..1. 4...|.1.."
+hrm solve --model runs/maze30 --file mazes.csv --halt max --json
+hrm solve --model runs/arc --trace trace.json path/to/task.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+KIND_CHOICES = ("sudoku", "maze", "arc")
+CSV_QUESTION = "question"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="solve a puzzle (or a file of puzzles) with a trained model and check the answer",
+        description=(
+            "Solve a Sudoku (16/36/81 cells, '.' or '0' blanks, separators | - + and spaces ignored), "
+            "a maze (rows over '# SGo', or one line of N*N characters) or an ARC task (a task JSON file), "
+            "print the answer, the rule check, the segments used and the halting confidence."
+        ),
+    )
+    p.add_argument(
+        "puzzle",
+        nargs="?",
+        help="the puzzle text, a file holding one puzzle (an ARC task .json, a maze as text), "
+        "or '-' for stdin",
+    )
+    p.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        help="run dir, checkpoint dir, weights file, packaged model name, or reference checkpoint dir",
+    )
+    p.add_argument(
+        "--file",
+        "-f",
+        metavar="FILE",
+        help="many puzzles: one per line (Sudoku lines, maze lines of N*N characters, or a CSV with a "
+        "'question' column), or an ARC task JSON / Kaggle challenges JSON",
+    )
+    p.add_argument(
+        "--kind", choices=KIND_CHOICES, help="puzzle kind (default: told from the input and model)"
+    )
+    p.add_argument(
+        "--halt",
+        choices=("adaptive", "max"),
+        default="adaptive",
+        help="adaptive: stop when the Q head says so (default); max: run every segment, as evaluation does",
+    )
+    p.add_argument("--trace", metavar="PATH", help="write the reasoning trace of the puzzle as JSON")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default 256)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="forward dtype (default: the model card's)",
+    )
+    p.add_argument(
+        "--identifiers",
+        metavar="FILE",
+        help="ARC: the training identifiers.json (default: found beside the checkpoint or in its run's data)",
+    )
+    p.add_argument(
+        "--colour-perms",
+        type=int,
+        default=0,
+        metavar="K",
+        help="ARC task unknown to the model: K random colour permutations per dihedral view (default 0)",
+    )
+    p.add_argument("--max-views", type=int, default=None, metavar="V", help="ARC: use at most V views")
+    p.set_defaults(handler=run)
+
+
+def _is_comment(line: str) -> bool:
+    """'#' lines are comments in Sudoku files; a maze row also starts with '#' but holds S and G."""
+    if not line.startswith("#"):
+        return False
+    return not (set(line) <= set("# SGo") and "S" in line and "G" in line)
+
+
+def read_puzzle_file(path: str | Path) -> list[tuple[str, Any]]:
+    """(name, puzzle) pairs of a file: an ARC task JSON (or a Kaggle challenges JSON of many tasks),
+    a CSV with a 'question' column, or one puzzle per line ('#' comment lines and blank lines skipped)."""
+    from hrm.errors import DataError
+    from hrm.solve import _read_text
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"--file {path}: is a directory, not a puzzle file")
+    text = _read_text(path)
+    if path.suffix == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        if isinstance(data, dict) and "test" in data:
+            return [(str(path), data)]
+        if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+            return [(f"{path} task {key}", (key, value)) for key, value in data.items()]
+        raise DataError(f"{path}: neither an ARC task (train/test) nor a JSON object of tasks keyed by id")
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise DataError(f"{path}: no puzzles in the file")
+    header = [h.strip().lower() for h in lines[first].split(",")]
+    if CSV_QUESTION in header and len(header) > 1:
+        column = header.index(CSV_QUESTION)
+        out = []
+        reader = csv.reader(io.StringIO("\n".join(lines[first + 1 :])))
+        try:
+            for offset, row in enumerate(reader, start=first + 2):
+                if not row or not any(field.strip() for field in row):
+                    continue
+                if len(row) <= column:
+                    raise DataError(
+                        f"{path} line {offset}: has {len(row)} fields, no '{CSV_QUESTION}' column"
+                    )
+                out.append((f"{path} line {offset}", row[column]))
+        except csv.Error as exc:
+            raise DataError(f"{path}: unreadable CSV ({exc})") from None
+        if not out:
+            raise DataError(f"{path}: no puzzles in the file")
+        return out
+    out = [
+        (f"{path} line {n}", line.rstrip("\r\n"))
+        for n, line in enumerate(lines, start=1)
+        if line.strip() and not _is_comment(line)
+    ]
+    if not out:
+        raise DataError(f"{path}: no puzzles in the file")
+    return out
+
+
+def _one_puzzle(text: str) -> tuple[str, Any]:
+    """The positional PUZZLE: '-' (stdin), a file of one puzzle, or the puzzle text itself."""
+    if text == "-":
+        return "puzzle from stdin", sys.stdin.read()
+    path = Path(text)
+    if "\n" not in text and len(text) < 4096 and (path.suffix == ".json" or path.is_file()):
+        return str(path), path
+    return "", text
+
+
+def run(args: argparse.Namespace) -> int:
+    from hrm.checkpoint import load_model
+    from hrm.distributed import pick_device
+    from hrm.errors import ConfigError
+    from hrm.solve import parse_arc, solve_many, write_trace
+
+    if (args.puzzle is None) == (args.file is None):
+        raise ConfigError("give one puzzle (PUZZLE) or a file of puzzles (--file FILE), not both or neither")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.colour_perms < 0:
+        raise ConfigError(f"--colour-perms must be zero or positive, got {args.colour_perms}")
+    if args.file is not None:
+        entries = read_puzzle_file(args.file)
+    else:
+        entries = [_one_puzzle(args.puzzle)]
+    if args.trace and len(entries) != 1:
+        raise ConfigError(f"--trace records one puzzle, but {args.file} holds {len(entries)}")
+    names: list[str] = []
+    puzzles: list[Any] = []
+    for name, puzzle in entries:
+        if isinstance(puzzle, tuple):  # a task of a Kaggle challenges file: (id, task)
+            puzzle = parse_arc(puzzle[1], name, task_id=puzzle[0])
+        names.append(name or "")
+        puzzles.append(puzzle)
+
+    loaded = load_model(
+        args.model, device=pick_device(args.device), use_ema=not args.no_ema, forward_dtype=args.dtype
+    )
+    solutions = solve_many(
+        loaded,
+        puzzles,
+        halt=args.halt,
+        trace=bool(args.trace),
+        kind=args.kind,
+        batch_size=args.batch_size,
+        names=[n or None for n in names],  # type: ignore[misc]
+        identifiers=args.identifiers,
+        arc_colour_perms=args.colour_perms,
+        arc_max_views=args.max_views,
+    )
+    if args.trace:
+        write_trace(solutions[0], args.trace)
+    checked = [s for s in solutions if s.valid is not None]
+    valid = sum(bool(s.valid) for s in checked)
+    if args.json:
+        report: dict[str, Any] = {
+            "model": str(loaded.source),
+            "halt": args.halt,
+            "solutions": [s.to_dict() for s in solutions],
+            "summary": {
+                "puzzles": len(solutions),
+                "checked": len(checked),
+                "valid": valid,
+                "mean_segments": sum(s.segments for s in solutions) / len(solutions),
+                "seconds": round(sum(s.seconds for s in solutions), 6),
+            },
+        }
+        if args.trace:
+            report["trace"] = str(args.trace)
+        json.dump(report, sys.stdout, ensure_ascii=False)
+        print()
+        return 0
+    if len(solutions) == 1 and args.file is None:
+        s = solutions[0]
+        print(s.format())
+        print(s.summary())
+    else:
+        for s in solutions:
+            answer = s.format() if s.kind != "sudoku" else "".join(str(d) for row in s.answer for d in row)
+            if "\n" in answer:
+                print(f"{s.name}: {s.verdict()}; segments {s.segments}; confidence {s.confidence:.3f}")
+                print(answer)
+            else:
+                print(
+                    f"{s.name}: {answer} {s.verdict()}; segments {s.segments}; confidence {s.confidence:.3f}"
+                )
+        share = f" ({100.0 * valid / len(checked):.1f}%)" if checked else ""
+        mean_segments = sum(s.segments for s in solutions) / len(solutions)
+        print(
+            f"valid: {valid} of {len(checked)} checked{share}; {len(solutions)} puzzles; "
+            f"mean segments {mean_segments:.2f} ({args.halt} halting); "
+            f"{sum(s.seconds for s in solutions):.2f} s"
+        )
+    if args.trace:
+        print(f"wrote trace {args.trace}")
+    return 0
