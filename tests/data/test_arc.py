@@ -421,11 +421,14 @@ def test_published_arc1_recipe_subset(tmp_path):
     assert len(arc.load_source(spec2)[0]) == 1000
 
 
-def test_module_main_prints_one_line_errors(tmp_path, capsys):
+def test_cli_prints_one_line_errors(tmp_path, capsys):
     prefix = write_kaggle(tmp_path / "k", {"t1": make_task(1)})
     sols = json.loads(Path(f"{prefix}_solutions.json").read_text())
     Path(f"{prefix}_solutions.json").write_text(json.dumps({"t1": [[[1, 2], [3]]] * len(sols["t1"])}))
-    assert arc.main(["--source", f"kaggle:{prefix}", "--num-aug", "1", "--out", str(tmp_path / "ds")]) == 1
+    from hrm.cli import main
+
+    out = str(tmp_path / "ds")
+    assert main(["data", "arc", "--source", f"kaggle:{prefix}", "--num-aug", "1", "--out", out]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("hrm data arc: error:") and "task t1: test example 0 solution is ragged" in err
+    assert err.startswith("hrm: error:") and "task t1: test example 0 solution is ragged" in err
     assert not (tmp_path / "ds").exists()

@@ -296,9 +296,11 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert not (out / "keep").exists()
 
 
-def test_module_main_prints_one_line_errors(tmp_path, capsys):
+def test_cli_prints_one_line_errors(tmp_path, capsys):
     path = write_csv(tmp_path / "bad.csv", corrupt(sample_rows(2), "no_s"))
-    assert maze.main(["--from", str(path), "--out", str(tmp_path / "ds")]) == 1
+    from hrm.cli import main
+
+    assert main(["data", "maze", "--from", str(path), "--out", str(tmp_path / "ds")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("hrm data maze: error:") and "line 3" in err and "\n" not in err
+    assert err.startswith("hrm: error:") and "line 3" in err and "\n" not in err
     assert not (tmp_path / "ds").exists()

@@ -725,19 +725,3 @@ def run(args: argparse.Namespace) -> int:
         + f"; {time.perf_counter() - started:.1f} s"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run as ``python -m hrm.data.arc`` (the ``hrm data arc`` command does the same)."""
-    parser = argparse.ArgumentParser(prog="hrm data arc")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -28,10 +28,8 @@ import argparse
 import csv
 import math
 import random
-import sys
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -616,19 +614,3 @@ def run(args: argparse.Namespace) -> int:
         + f"; {time.perf_counter() - started:.1f} s"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run as ``python -m hrm.data.maze`` (the ``hrm data maze`` command does the same)."""
-    parser = argparse.ArgumentParser(prog="hrm data maze")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
