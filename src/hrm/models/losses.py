@@ -24,8 +24,10 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID):
-    """Per-token loss with stablemax in place of softmax, in float64 (as the HRM reference)."""
-    logprobs = log_stablemax(logits.to(torch.float64), dim=-1)
+    """Per-token loss with stablemax in place of softmax, in float64 (as the HRM reference; Apple's
+    MPS has no float64, so there it is float32)."""
+    wide = torch.float32 if logits.device.type == "mps" else torch.float64
+    logprobs = log_stablemax(logits.to(wide), dim=-1)
     valid = labels != ignore_index
     picked = torch.gather(logprobs, -1, torch.where(valid, labels, 0).long().unsqueeze(-1)).squeeze(-1)
     return -torch.where(valid, picked, 0)
