@@ -24,14 +24,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-# The CPU quick start: build a 4x4 Sudoku dataset, train a tiny HRM on it (about a minute),
-# and evaluate it on held-out puzzles.
-DEMO_DATA ?= data/sudoku4
+# The CPU quick start (`hrm demo`): builds a 4x4 Sudoku dataset, trains a fresh HRM on it (about a
+# minute), solves new puzzles segment by segment and writes runs/demo/report.html.
 demo: $(VENV)/.installed
-	$(BIN)/hrm data sudoku --size 4 --count 400 --difficulty easy --min-clues 10 --test-count 200 \
-		--num-aug 50 --seed 0 --out $(DEMO_DATA) --overwrite
-	$(BIN)/hrm train configs/sudoku4_cpu.yaml data_path=$(DEMO_DATA) run_dir=runs/quickstart-$$(date +%Y%m%d-%H%M%S)
-	$(BIN)/hrm eval $$(ls -td runs/quickstart-* | head -1) --out $$(ls -td runs/quickstart-* | head -1)/eval
+	$(BIN)/hrm demo --dir runs/demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

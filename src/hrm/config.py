@@ -164,6 +164,24 @@ def check_arch_keys(cfg: TrainConfig, source: str) -> None:
         )
 
 
+RECIPES_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe file, or the name of one shipped with the package (`sudoku4_cpu`)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = RECIPES_DIR / (p.name if p.suffix == ".yaml" else f"{p.name}.yaml")
+    if p.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"recipe {p} does not exist (shipped recipes: {', '.join(list_recipes())})")
+
+
 def load_config(
     path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
 ) -> TrainConfig:
@@ -171,10 +189,8 @@ def load_config(
     data: dict[str, Any] = dict(base or {})
     source = "config"
     if path is not None:
-        p = Path(path)
+        p = resolve_recipe(path)
         source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"recipe {p} does not exist")
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
