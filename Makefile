@@ -8,7 +8,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 TORCH_CONSTRAINT ?= $(if $(HAS_GPU),,-c constraints-cpu.txt)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint install dev clean
+.PHONY: demo test test-fast lint browser install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Debian's Chromium for the viewer's browser tests (they skip with a reason if it cannot be had).
+browser: $(VENV)/.installed-dev
+	bash tests/viz/install_browser.sh || echo "Chromium unavailable: the browser tests will skip"
+
 # Full suite: fast and slow tests (GPU tests skip themselves without CUDA).
 # Exit code 5 (no test collected) is not a failure of the code under test.
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-fast: $(VENV)/.installed-dev

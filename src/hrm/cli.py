@@ -17,7 +17,7 @@ from hrm.errors import HRMError
 
 # Modules that define `register(subparsers)`. They must import heavy dependencies (torch) lazily,
 # inside their handlers, so that `hrm --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("hrm.data.cli", "hrm.commands", "hrm.solve_cli")
+COMMAND_MODULES: tuple[str, ...] = ("hrm.data.cli", "hrm.commands", "hrm.solve_cli", "hrm.viz.cli")
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

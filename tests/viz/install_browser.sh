@@ -18,11 +18,13 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium
 fi
 
-CONSTRAINT=()
-if [ -f constraints-cpu.txt ] && ! command -v nvidia-smi >/dev/null 2>&1; then
-    CONSTRAINT=(-c constraints-cpu.txt)
+if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+    CONSTRAINT=()
+    if [ -f constraints-cpu.txt ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+        CONSTRAINT=(-c constraints-cpu.txt)
+    fi
+    "$VENV/bin/python" -m pip install --quiet "${CONSTRAINT[@]}" "playwright>=1.40" "httpx>=0.25"
 fi
-"$VENV/bin/python" -m pip install --quiet "${CONSTRAINT[@]}" "playwright>=1.40" "httpx>=0.25"
 
 /usr/bin/chromium --version
 "$VENV/bin/python" -c "import playwright; from importlib.metadata import version; print('playwright', version('playwright'))"
