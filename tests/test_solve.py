@@ -498,3 +498,11 @@ def test_cli_model_errors_are_one_line(hrm_cli, checkpoint, capsys):
     assert hrm_cli(["solve", "-m", str(checkpoint), PUZZLE4]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.safetensors" in err and "not a valid safetensors" in err
+
+
+def test_a_maze_row_of_open_cells_is_kept():
+    from hrm.solve import parse_maze
+
+    text = "     \n#S#G#\n# # #\n#   #\n#####\n"
+    puzzle = parse_maze(text)
+    assert puzzle.cells.reshape(5, 5)[0].tolist() == [2] * 5

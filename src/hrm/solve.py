@@ -204,9 +204,10 @@ def parse_maze(text: str, name: str | None = None) -> Puzzle:
     spaces lost by an editor) are padded with open cells. Needs one S, one G, and G reachable."""
     name = name or f"maze {_short(text)}"
     lines = text.replace("\r", "").split("\n")
-    while lines and not lines[0].strip():
+    # Only truly empty lines are dropped: a line of spaces is a row of open cells.
+    while lines and not lines[0]:
         lines.pop(0)
-    while lines and not lines[-1].strip():
+    while lines and not lines[-1]:
         lines.pop()
     if len(lines) == 1:
         flat = lines[0]
