@@ -344,3 +344,18 @@ def test_eval_rejects_a_corrupt_weights_file(tmp_path, sudoku4):
     proc = _hrm("eval", str(ckpt), "--data", str(sudoku4))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "model.safetensors" in proc.stderr
+
+
+@pytest.mark.slow
+def test_background_batch_worker_gives_the_same_run(tmp_path, sudoku4):
+    from hrm.train import train
+
+    # One epoch per sampler iteration (eval_interval=1): 11 steps cross several iterations.
+    recipe = _recipe(tmp_path, sudoku4, epochs=3, eval_interval=1, max_steps=None, checkpoint_interval=11)
+    a, b = tmp_path / "inline", tmp_path / "worker"
+    train(load_config(recipe, [f"run_dir={a}", "data_workers=0"]))
+    train(load_config(recipe, [f"run_dir={b}", "data_workers=1"]))
+    wa, wb = _final_weights(a), _final_weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert len(_records(a, "train")) == 11
+    assert _records(a, "train") == _records(b, "train")

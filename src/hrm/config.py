@@ -52,6 +52,7 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: Literal["auto", "true", "false"] | bool = "auto"
     threads: int | None = None  # CPU threads (torch.set_num_threads)
+    data_workers: int | None = None  # background batch assembly: 0 or 1; default 1 on CUDA, else 0
 
     run_dir: str | None = None  # default runs/<recipe>-<time>
     checkpoint_interval: int | None = None  # steps between checkpoints; None = at every evaluation
@@ -67,6 +68,13 @@ class TrainConfig(BaseModel):
     def _positive(cls, v: int) -> int:
         if v < 1:
             raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("data_workers")
+    @classmethod
+    def _workers(cls, v: int | None) -> int | None:
+        if v is not None and v not in (0, 1):
+            raise ValueError("must be 0 or 1 (the sampler runs in at most one worker)")
         return v
 
     @field_validator("arch")

@@ -189,10 +189,16 @@ class ExplorationNoise:
 
 class BatchStream:
     """Endless training batches with a resumable position: (dataset iterations started, batches
-    already taken from the current one). Resuming replays the sampler to the same batch."""
+    already taken from the current one). Resuming replays the sampler to the same batch.
 
-    def __init__(self, dataset: Any):
+    With `workers=1` the batches are assembled in a background process (a DataLoader worker, with
+    pinned memory on CUDA) so the accelerator does not wait for them; the sampler is the same, so the
+    batches are too."""
+
+    def __init__(self, dataset: Any, workers: int = 0, pin_memory: bool = False):
         self.dataset = dataset
+        self.workers = workers
+        self.pin_memory = pin_memory
         self.iters = 0
         self.taken = 0
 
@@ -202,11 +208,25 @@ class BatchStream:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.iters, self.taken = int(state["iters"]), int(state["taken"])
 
+    def _source(self):
+        if self.workers == 0:
+            return iter(self.dataset)
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            self.dataset,
+            batch_size=None,
+            num_workers=self.workers,
+            prefetch_factor=8,
+            pin_memory=self.pin_memory,
+        )
+        return iter(loader)
+
     def __iter__(self) -> Iterator[tuple[str, dict[str, torch.Tensor], int]]:
         while True:
             self.dataset.load_state_dict({"iters": self.iters})
             produced = False
-            for index, item in enumerate(self.dataset):
+            for index, item in enumerate(self._source()):
                 produced = True
                 if index < self.taken:
                     continue
@@ -216,7 +236,9 @@ class BatchStream:
                 raise ConfigError(
                     "the training split has fewer examples than one global batch; lower global_batch_size"
                 )
-            self.iters = self.dataset.state_dict()["iters"]
+            # One pass of the dataset starts one sampler iteration per set (counted here, not read
+            # back, since a worker process advances its own copy of the dataset).
+            self.iters += len(self.dataset.metadata.sets)
             self.taken = 0
 
 
@@ -333,7 +355,8 @@ def _train(cfg, info, recipe, resume, on_log) -> TrainResult:
     model = head.model
     params = [p for p in head.parameters() if p.requires_grad]
     ema = EMA(model, cfg.ema_rate) if cfg.ema else None
-    stream = BatchStream(train_ds)
+    workers = cfg.data_workers if cfg.data_workers is not None else int(info.device.type == "cuda")
+    stream = BatchStream(train_ds, workers=workers, pin_memory=info.device.type == "cuda")
     noise = ExplorationNoise(cfg.seed + 1, cfg.global_batch_size, model.config.halt_max_steps, info)
     model.exploration_noise = noise
 
