@@ -17,6 +17,7 @@ import torch
 from common import hrm_train_step_flops, model_config, peak_matmul_flops, save, sync, table
 from hrm.models import ACTLossHead, build_model
 from hrm.optim import AdamAtan2, SparseEmbeddingSignSGD
+from hrm.runtime import tune_cpu_allocator
 
 
 def measure(
@@ -77,10 +78,15 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--plain-malloc", action="store_true", help="leave glibc's allocator settings as they are"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu" and not args.plain_malloc:
+        tune_cpu_allocator()
     batches = args.batch or [128 if c == "small" else 32 for c in args.config]
     if len(batches) == 1:
         batches = batches * len(args.config)
@@ -92,7 +98,8 @@ def main() -> None:
         row["mfu"] = row["achieved_tflops"] / row["peak_tflops"]
         rows.append(row)
         print(table([row], list(row)), flush=True)
-    suffix = f"{device.type}-{args.dtype}{'-compile' if args.compile else ''}"
+    suffix = f"{device.type}-{args.dtype}" + ("-compile" if args.compile else "")
+    suffix += "-plain-malloc" if args.plain_malloc else ""
     path = save(f"train_throughput-{suffix}", rows, {"peak_matmul_tflops": peak / 1e12})
     print(
         table(

@@ -31,6 +31,7 @@ from hrm.optim import (
     cosine_schedule_with_warmup_lr,
     total_training_steps,
 )
+from hrm.runtime import tune_cpu_allocator
 
 
 class NonFiniteLossError(HRMError):
@@ -345,6 +346,8 @@ def train(
 def _train(cfg, info, recipe, resume, on_log) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if info.device.type == "cpu":
+        tune_cpu_allocator()
     train_ds, head, card, optimizers, total = build_training(cfg, info)
     meta = train_ds.metadata
     full_steps = total_training_steps(
