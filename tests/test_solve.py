@@ -307,6 +307,20 @@ def test_loaded_model_and_errors(checkpoint, tmp_path):
         load_model(checkpoint)
 
 
+def test_export_writes_a_loadable_model_dir(hrm_cli, checkpoint, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert hrm_cli(["export", str(checkpoint.parent.parent), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    assert "step_0000001" in json.loads((out / "model.json").read_text())["extra"]["exported_from"]
+    assert solve(out, PUZZLE4).answer == solve(checkpoint, PUZZLE4).answer
+    capsys.readouterr()
+    assert hrm_cli(["export", str(checkpoint), str(out)]) == 1  # no silent overwrite
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists" in err
+    assert hrm_cli(["export", str(tmp_path / "nothing"), str(tmp_path / "o2")]) == 1
+    assert "nothing" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # Traces
 # --------------------------------------------------------------------------------------------------

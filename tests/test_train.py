@@ -149,6 +149,22 @@ def test_published_recipes_load():
 # -- training runs ------------------------------------------------------------------------------
 
 
+def test_data_iteration_is_capped_at_the_epochs_a_run_reaches(tmp_path, sudoku4, monkeypatch):
+    import hrm.train as train_mod
+    from hrm.distributed import DistInfo
+
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    cfg = load_config(_recipe(tmp_path, sudoku4), ["epochs=100000"])  # eval_interval None: 100k epochs
+    monkeypatch.setattr(train_mod, "ORDER_CAP", 1000)
+    train_ds, _, _, _, total = train_mod.build_training(cfg, info)
+    # 60 groups, 16 per batch, 12 steps: ceil(12 * 16 / 60) + 1 = 5 epochs, not 100,000
+    assert total == 12 and train_ds.config.epochs_per_iter == 5
+    assert sum(1 for _ in train_ds) >= total  # one iteration still covers the whole run
+    # below the cap the reference's rule (the eval interval) is kept, and with it the batch order
+    monkeypatch.setattr(train_mod, "ORDER_CAP", 100000 * 60)
+    assert train_mod.build_training(cfg, info)[0].config.epochs_per_iter == 100000
+
+
 def test_train_writes_a_run_and_eval_reads_it(tmp_path, sudoku4):
     from hrm.evaluate import evaluate_cli
     from hrm.train import train

@@ -262,3 +262,30 @@ def load_model(
     load_weights(model, weights, source=str(weights_file))
     model.to(device).eval()
     return LoadedModel(model=model, card=card, source=weights_file)
+
+
+def export_model(
+    source: str | Path, out_dir: str | Path, use_ema: bool = True, overwrite: bool = False
+) -> Path:
+    """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
+    the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
+    reads. EMA weights are taken when present unless ``use_ema`` is false. Written to a temporary
+    directory and renamed, so a failed export leaves nothing half-written."""
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{out} already exists (pass --overwrite to replace it)")
+    loaded = load_model(source, use_ema=use_ema)
+    extra = dict(loaded.card.extra or {})
+    extra["exported_from"] = f"{loaded.source.parent.name}/{loaded.source.name}"
+    card = ModelCard(loaded.card.model, loaded.card.config, loaded.card.loss_type, extra)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(_contiguous_state(loaded.model), str(tmp / WEIGHTS))
+    (tmp / MODEL_CARD).write_text(card.to_json())
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

@@ -1,5 +1,5 @@
-"""`hrm train`, `hrm eval` and `hrm demo`: argument parsing only; the work is in hrm.train,
-hrm.evaluate and hrm.demo."""
+"""`hrm train`, `hrm eval`, `hrm export` and `hrm demo`: argument parsing only; the work is in hrm.train,
+hrm.evaluate, hrm.checkpoint and hrm.demo."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser(
+        "export",
+        help="write a trained model as model.safetensors + model.json (the packaged-model form)",
+        description="Export a run (its latest checkpoint), a checkpoint dir or a weights file to a "
+        "self-contained directory that `hrm solve --model DIR` and `hrm.load_model(DIR)` read. "
+        "EMA weights are used when the run kept them.",
+    )
+    p.add_argument("model", help="run dir, checkpoint dir, weights file or reference checkpoint dir")
+    p.add_argument("out", help="directory to write")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights even if EMA weights exist")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(handler=_export)
+
+    p = sub.add_parser(
         "demo",
         help="the CPU quick start: train a fresh 4x4 Sudoku solver, watch it solve, write a report",
         description="Builds data, trains from scratch (about a minute on a laptop CPU), solves held-out "
@@ -58,6 +71,15 @@ def _demo(args: argparse.Namespace) -> int:
     from hrm.demo import run_demo
 
     run_demo(args.dir, seed=args.seed)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hrm.checkpoint import export_model
+
+    out = export_model(args.model, args.out, use_ema=not args.no_ema, overwrite=args.overwrite)
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"wrote {out} ({size:.1f} MB)")
     return 0
 
 

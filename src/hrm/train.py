@@ -255,6 +255,22 @@ def _want_compile(cfg: TrainConfig, device: torch.device) -> bool:
     return value == "true"
 
 
+# Entries of the shuffled group order drawn up front for one data iteration (8 bytes each).
+ORDER_CAP = 1 << 24
+
+
+def epochs_per_iteration(cfg: TrainConfig, total_groups: int, total_steps: int) -> int:
+    """Epochs shuffled into one data iteration: the eval interval, as the reference. The reference draws
+    that many permutations up front, which for a long interval (or none, with ``max_steps``) is
+    gigabytes of indices the run never reaches; beyond ``ORDER_CAP`` entries it is cut to the epochs
+    ``total_steps`` can consume (a batch takes at most ``global_batch_size`` groups)."""
+    epochs = max(1, min(cfg.eval_interval or cfg.epochs, cfg.epochs))
+    if epochs * total_groups > ORDER_CAP:
+        reach = -(-total_steps * cfg.global_batch_size // max(total_groups, 1)) + 1
+        epochs = max(1, min(epochs, reach))
+    return epochs
+
+
 def build_training(cfg: TrainConfig, info: distributed.DistInfo):
     """Datasets, model, loss head, optimisers and schedule length for a config."""
     if cfg.global_batch_size % info.world_size:
@@ -265,13 +281,20 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo):
     if not (data_path / "train" / "dataset.json").exists():
         raise ConfigError(f"data_path {data_path} is not a dataset directory (no train/dataset.json)")
     meta = load_metadata(data_path, "train")
+    total = total_training_steps(
+        cfg.epochs, meta.total_groups, meta.mean_puzzle_examples, cfg.global_batch_size
+    )
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    if total < 1:
+        raise ConfigError("the run would take no step: raise epochs or lower global_batch_size")
     train_ds = PuzzleDataset(
         {
             "seed": cfg.seed,
             "dataset_path": str(data_path),
             "global_batch_size": cfg.global_batch_size,
             "test_set_mode": False,
-            "epochs_per_iter": max(1, min(cfg.eval_interval or cfg.epochs, cfg.epochs)),
+            "epochs_per_iter": epochs_per_iteration(cfg, meta.total_groups, total),
             "rank": info.rank,
             "num_replicas": info.world_size,
         },
@@ -313,13 +336,6 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo):
                 cfg.puzzle_emb_lr,
             ),
         )
-    total = total_training_steps(
-        cfg.epochs, meta.total_groups, meta.mean_puzzle_examples, cfg.global_batch_size
-    )
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
-    if total < 1:
-        raise ConfigError("the run would take no step: raise epochs or lower global_batch_size")
     return train_ds, head, card, optimizers, total
 
 

@@ -114,3 +114,13 @@ def test_cli_source_errors(tmp_path, capsys):
     assert main(["data", "sudoku", "--from", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x")]) == 1
     assert "nope.txt" in capsys.readouterr().err
     assert main(["data", "sudoku", "--count", "3", "--size", "5", "--out", "x"]) == 2
+
+
+def test_cli_difficulty_mix(tmp_path, capsys):
+    out = tmp_path / "mix"
+    assert build(out, "--difficulty", "easy,medium", "--size", "6", "--test-count", "2") == 0
+    assert "generated 6x6 easy,medium" in capsys.readouterr().out
+    assert build(tmp_path / "bad", "--difficulty", "easy,sneaky") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown difficulty 'sneaky'" in err
+    assert not (tmp_path / "bad").exists()

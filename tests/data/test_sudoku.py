@@ -19,6 +19,7 @@ from hrm.data.sudoku import (
     download_sudoku_extreme,
     find_conflict,
     format_grid,
+    generate_collection,
     generate_sudoku,
     invert_augmentations,
     is_valid_solution,
@@ -128,6 +129,19 @@ def test_generator_is_reproducible():
     a = generate_sudoku(9, "medium", np.random.default_rng(7))
     b = generate_sudoku(9, "medium", np.random.default_rng(7))
     assert np.array_equal(a.puzzle, b.puzzle)
+
+
+def test_difficulty_mix_is_split_evenly_and_rated():
+    coll = generate_collection(6, 6, "easy,medium", np.random.default_rng(5))
+    assert coll.ratings == ["easy", "medium"] * 3
+    for puzzle, rating in zip(coll.puzzles, coll.ratings):
+        assert rate(solve(puzzle, limit=2).stats) == rating
+    # one level draws exactly as before the mix existed
+    single = generate_collection(3, 6, "medium", np.random.default_rng(5))
+    again = [generate_sudoku(6, "medium", rng).puzzle for rng in [np.random.default_rng(5)] for _ in range(3)]
+    assert np.array_equal(single.puzzles, np.stack(again))
+    with pytest.raises(DataError, match="unknown difficulty 'tricky'"):
+        generate_collection(2, 9, "easy,tricky", np.random.default_rng(0))
 
 
 def test_unreachable_difficulty_is_a_clear_error():

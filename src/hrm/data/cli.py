@@ -77,9 +77,10 @@ def _sudoku_arguments(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--size", type=int, choices=(4, 6, 9), default=9, help="grid size (default 9)")
     gen.add_argument(
         "--difficulty",
-        choices=("easy", "medium", "hard", "extreme"),
         default="medium",
-        help="difficulty of generated puzzles (default medium)",
+        metavar="LEVEL[,LEVEL...]",
+        help="difficulty of generated puzzles: easy, medium, hard or extreme, or a comma-separated "
+        "mix split evenly, e.g. easy,medium (default medium)",
     )
     gen.add_argument(
         "--min-clues",

@@ -294,6 +294,14 @@ def rate(stats: SolveStats) -> str:
     return "easy"
 
 
+def parse_difficulties(spec: str) -> list[str]:
+    """The levels of a difficulty spec: one level or a comma-separated mix such as "easy,medium"."""
+    levels = [part.strip() for part in str(spec).split(",")]
+    for level in levels:
+        difficulty_rank(level)
+    return levels
+
+
 def difficulty_rank(level: str) -> int:
     try:
         return DIFFICULTIES.index(level)
@@ -716,21 +724,25 @@ def generate_collection(
     desc: str = "generating",
     min_clues: int = 0,
 ) -> SudokuCollection:
-    """``count`` generated puzzles of one size and difficulty, each with at least ``min_clues`` givens."""
+    """``count`` generated puzzles of one size, each with at least ``min_clues`` givens.
+
+    ``difficulty`` is one level or a comma-separated mix ("easy,medium"): puzzle i then has level
+    ``levels[i % len(levels)]``, so a mix is split evenly.
+    """
     from tqdm import tqdm
 
     box_shape(size)
-    difficulty_rank(difficulty)
+    levels = parse_difficulties(difficulty)
     items = [
-        generate_sudoku(size, difficulty, rng, min_clues=min_clues)
-        for _ in tqdm(range(count), desc=desc, unit="puzzle", disable=not progress or count == 0, leave=False)
+        generate_sudoku(size, levels[i % len(levels)], rng, min_clues=min_clues)
+        for i in tqdm(range(count), desc=desc, unit="puzzle", disable=not progress or count == 0, leave=False)
     ]
     if not items:
         return _empty_collection(size, "generated", f"generated {size}x{size} {difficulty}")
     return SudokuCollection(
         puzzles=np.stack([s.puzzle for s in items]),
         solutions=np.stack([s.solution for s in items]),
-        ratings=[difficulty] * count,
+        ratings=[s.difficulty for s in items],
         lines=np.arange(count, dtype=np.int64),
         size=size,
         kind="generated",
