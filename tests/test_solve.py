@@ -520,3 +520,23 @@ def test_a_maze_row_of_open_cells_is_kept():
     text = "     \n#S#G#\n# # #\n#   #\n#####\n"
     puzzle = parse_maze(text)
     assert puzzle.cells.reshape(5, 5)[0].tolist() == [2] * 5
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped model
+# --------------------------------------------------------------------------------------------------
+
+EASY9 = "053006000106000040800100300000604502005070008400201000000000004004903650600000000"
+EASY9_SOLUTION = "953846127126537849847192365319684572265379418478251936531768294784923651692415783"
+
+
+def test_shipped_model_solves_a_fixed_easy_puzzle(hrm_cli, capsys):
+    import hrm
+
+    model = hrm.load_model("sudoku-9x9")
+    assert model.card.model == "trm" and model.model.config.seq_len == 81
+    sol = hrm.solve(model, EASY9)
+    assert sol.valid and "".join(str(d) for row in sol.answer for d in row) == EASY9_SOLUTION
+    assert 1 <= sol.segments <= sol.max_segments == 8
+    assert hrm_cli(["solve", "-m", "sudoku-9x9", "--json", EASY9]) == 0
+    assert json.loads(capsys.readouterr().out)["solutions"][0]["valid"] is True

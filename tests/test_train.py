@@ -150,9 +150,11 @@ def test_published_recipes_load():
 
 
 def test_data_iteration_is_capped_at_the_epochs_a_run_reaches(tmp_path, sudoku4, monkeypatch):
-    import hrm.train as train_mod
+    import importlib
+
     from hrm.distributed import DistInfo
 
+    train_mod = importlib.import_module("hrm.train")
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     cfg = load_config(_recipe(tmp_path, sudoku4), ["epochs=100000"])  # eval_interval None: 100k epochs
     monkeypatch.setattr(train_mod, "ORDER_CAP", 1000)

@@ -1,12 +1,15 @@
 """hrm: the Hierarchical Reasoning Model (and TRM, and a transformer baseline) for puzzles.
 
 import hrm
-model = hrm.load_model("runs/sudoku4_cpu-20260101-120000")   # a run, checkpoint or packaged name
-solution = hrm.solve(model, "1.3..2.4.1.3....")                # answer, rule check, segments, trace
+model = hrm.load_model("sudoku-9x9")         # the shipped model; or a run, checkpoint or model dir
+puzzle = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+solution = hrm.solve(model, puzzle, trace=True)  # answer, rule check, segments, trace
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -33,6 +36,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from hrm.models import ACTLossHead, HRMConfig, TransformerConfig, TRMConfig, build_model
     from hrm.solve import Solution, solve, solve_many
     from hrm.train import train
+
+
+class _Package(types.ModuleType):
+    """`hrm.solve` and `hrm.train` are functions that live in modules of the same name. Importing such a
+    module makes Python set it as an attribute of this package, which would hide the function; the
+    package keeps the function instead (the module stays importable through ``from hrm.solve import``
+    and ``importlib.import_module``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_SHADOWED = {"solve", "train"}
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

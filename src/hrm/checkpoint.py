@@ -285,6 +285,8 @@ def export_model(
     tmp.mkdir()
     save_file(_contiguous_state(loaded.model), str(tmp / WEIGHTS))
     (tmp / MODEL_CARD).write_text(card.to_json())
+    for f in tmp.iterdir():
+        f.chmod(0o644)  # readable by everyone, as files meant to be shared or packaged
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -1,11 +1,12 @@
 """`hrm demo`: the CPU quick start.
 
-1. builds a small 4x4 Sudoku dataset (generated, seeded, offline);
-2. trains a fresh HRM on it from scratch with the shipped `sudoku4_cpu` recipe, with a progress bar,
-   and says whether it reached 95% exact accuracy on the held-out puzzles;
-3. solves new puzzles of rising difficulty (fewer givens than it trained on), printing each
-   segment's grid as it improves;
-4. writes a self-contained HTML report (the training curve and the reasoning traces) and prints its path.
+1. the shipped 9x9 model (`sudoku-9x9`) solves held-out Sudokus of rising difficulty, printing each
+   segment's grid as the answer improves and where the Q head decides to halt;
+2. builds a small 4x4 Sudoku dataset (generated, seeded, offline);
+3. trains a fresh HRM on it from scratch with the shipped `sudoku4_cpu` recipe, with a progress bar,
+   says whether it reached 95% exact accuracy on the held-out puzzles, and lets it solve new puzzles
+   with fewer givens than it trained on;
+4. writes a self-contained HTML report (the reasoning traces and the training curve) and prints its path.
 """
 
 from __future__ import annotations
@@ -20,21 +21,45 @@ from typing import Any
 import numpy as np
 
 TARGET = 0.95
+SHIPPED = "sudoku-9x9"
+LEVELS = ("easy", "medium", "hard")
 
 
 def run_demo(
-    workdir: str | Path = "runs/demo", seed: int = 0, clue_counts: tuple[int, ...] = (10, 8, 6)
+    workdir: str | Path = "runs/demo",
+    seed: int = 0,
+    clue_counts: tuple[int, ...] = (10, 8, 6),
+    model: str = SHIPPED,
+    levels: tuple[str, ...] = LEVELS,
 ) -> dict[str, Any]:
+    from hrm.checkpoint import load_model
     from hrm.config import load_config
     from hrm.data.sudoku import build_sudoku_dataset, generate_sudoku
-    from hrm.solve import format_sudoku, solve
+    from hrm.solve import solve
     from hrm.train import train
 
     started = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+
+    print(f"1/4  the shipped 9x9 model ({model}) solves new puzzles: {', '.join(levels)}")
+    loaded = load_model(model)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 9]))  # not the training data's seeds
+    shipped = []
+    for level in levels:
+        puzzle = generate_sudoku(9, level, rng).puzzle
+        sol = solve(loaded, "".join(map(str, puzzle)), halt="adaptive", trace=True)
+        sol.trace["puzzle"]["name"] = f"9x9 {level}"
+        shipped.append(sol)
+        print(
+            f"\n     {level}, {np.count_nonzero(puzzle)} givens: {sol.verdict()}; halted after segment "
+            f"{sol.segments} of {sol.max_segments} "
+            f"(confidence {sol.confidence:.2f}, {sol.seconds * 1e3:.0f} ms)"
+        )
+        print(_indent(_segments_text(sol.trace), 5))
+
     data = workdir / "data-sudoku4"
-    print("1/4  building 4x4 sudokus (400 training puzzles x 50 augmentations, 200 held out)")
+    print("\n2/4  building 4x4 sudokus (400 training puzzles x 50 augmentations, 200 held out)")
     summary = build_sudoku_dataset(
         data,
         count=400,
@@ -48,35 +73,33 @@ def run_demo(
     )
     print("     " + summary.format().replace("\n", "\n     "))
 
-    print("2/4  training a fresh HRM from scratch (recipe sudoku4_cpu)")
+    print("3/4  training a fresh HRM from scratch (recipe sudoku4_cpu)")
     run_dir = workdir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = load_config("sudoku4_cpu", [f"data_path={data}", f"run_dir={run_dir}", f"seed={seed}"])
     result = train(cfg)
     exact = result.eval_metrics.get("all", {}).get("exact_accuracy", 0.0)
     verdict = "reached" if exact >= TARGET else "did NOT reach"
     print(f"     exact accuracy on 200 held-out puzzles: {exact:.1%} ({verdict} the {TARGET:.0%} target)")
-
-    print(f"3/4  solving new puzzles with {', '.join(map(str, clue_counts))} givens (it trained on 10)")
+    print(f"     solving new puzzles with {', '.join(map(str, clue_counts))} givens (it trained on 10):")
     rng = np.random.default_rng(seed + 1)
-    solutions = []
+    fresh = []
     for clues in clue_counts:
-        puzzle = generate_sudoku(4, "easy", rng, min_clues=clues)
-        text = "".join(str(int(v)) for v in puzzle.puzzle.reshape(-1))
-        sol = solve(result.run_dir, text, halt="max", trace=True)
-        solutions.append(sol)
+        puzzle = generate_sudoku(4, "easy", rng, min_clues=clues).puzzle
+        sol = solve(result.run_dir, "".join(map(str, puzzle)), halt="max", trace=True)
+        sol.trace["puzzle"]["name"] = f"4x4, {clues} givens"
+        fresh.append(sol)
         print(f"\n     {clues} givens: {sol.verdict()}")
-        for segment in sol.trace["segments"]:
-            print(f"     segment {segment['index']}: q_halt {segment['q_halt']:+.2f}")
-            print(_indent(format_sudoku(segment["answer"]), 8))
+        print(_indent(_segments_text(sol.trace), 5))
 
     print("\n4/4  writing the report")
     report = workdir / "report.html"
-    _write_report(report, result.history, solutions, exact)
+    _write_report(report, result.history, shipped, fresh, exact, model)
     seconds = time.perf_counter() - started
     print(f"     {report.resolve()}")
     print(f"done in {seconds:.0f} s")
     return {
         "exact_accuracy": exact,
+        "shipped_valid": [bool(s.valid) for s in shipped],
         "report": str(report),
         "run_dir": str(result.run_dir),
         "seconds": seconds,
@@ -85,6 +108,28 @@ def run_demo(
 
 def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
+
+
+def _segments_text(trace: dict[str, Any], per_row: int = 4) -> str:
+    """Each segment's grid, side by side, headed by its number, Q-halt logit and how many cells changed."""
+    from hrm.solve import format_sudoku
+
+    blocks, previous = [], None
+    for segment in trace["segments"]:
+        answer = np.asarray(segment["answer"])
+        changed = "" if previous is None else f" Δ{int(np.count_nonzero(answer != previous))}"
+        previous = answer
+        blocks.append([f"segment {segment['index']}: q {segment['q_halt']:+.1f}{changed}"])
+        blocks[-1] += format_sudoku(answer).splitlines()
+    width = max(len(line) for block in blocks for line in block) + 3
+    rows = []
+    for first in range(0, len(blocks), per_row):
+        group = blocks[first : first + per_row]
+        height = max(len(b) for b in group)
+        for i in range(height):
+            rows.append("".join((b[i] if i < len(b) else "").ljust(width) for b in group).rstrip())
+        rows.append("")
+    return "\n".join(rows[:-1])
 
 
 # -- the HTML report ----------------------------------------------------------------------------
@@ -153,7 +198,14 @@ def _residual_svg(segment: dict[str, Any]) -> str:
     return f'<svg width="{w}" height="{h}" role="img" aria-label="residual norms">{"".join(bars)}</svg>'
 
 
-def _write_report(path: Path, history: list[dict[str, Any]], solutions: list[Any], exact: float) -> None:
+def _write_report(
+    path: Path,
+    history: list[dict[str, Any]],
+    shipped: list[Any],
+    fresh: list[Any],
+    exact: float,
+    model: str = SHIPPED,
+) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>hrm demo report</title><style>",
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}",
@@ -161,13 +213,29 @@ def _write_report(path: Path, history: list[dict[str, Any]], solutions: list[Any
         "text-align:center}.given{background:#eee;font-weight:bold}.changed{background:#fdd}.same{background:#dfd}",
         ".seg{display:inline-block;vertical-align:top;margin:0 1em 1em 0}.legend{font-size:.9em}",
         "</style></head><body><h1>hrm demo</h1>",
-        f"<p>A fresh HRM trained from scratch on 4x4 Sudoku: <b>{exact:.1%}</b> exact accuracy on 200 "
-        "held-out puzzles.</p><h2>Training</h2>",
-        _curve_svg(history),
-        "<h2>Reasoning, segment by segment</h2><p class='legend'>Grey: givens. Green: the cell already "
-        "holds its final value. Red: it will still change. Bars: residual norm of each inner update "
+        "<p class='legend'>Grids: grey cells are givens; green cells already hold their final value; red "
+        "ones will still change. Bars: residual norm of each inner update "
         "(<span style='color:#2980b9'>L</span>, <span style='color:#8e44ad'>H</span>).</p>",
+        f"<h2>The shipped model ({html.escape(model)}) on new 9x9 puzzles</h2>",
+        *_traces_html(shipped),
+        f"<h2>A fresh HRM trained from scratch on 4x4 Sudoku</h2><p><b>{exact:.1%}</b> exact accuracy "
+        "on 200 held-out puzzles.</p>",
+        _curve_svg(history),
+        *_traces_html(fresh),
     ]
+    solutions = [*shipped, *fresh]
+    parts.append(
+        "<h2>Data</h2><script type='application/json' id='traces'>"
+        + html.escape(json.dumps([s.trace for s in solutions]), quote=False)
+        + "</script></body></html>"
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(parts))
+    os.replace(tmp, path)
+
+
+def _traces_html(solutions: list[Any]) -> list[str]:
+    parts = []
     for sol in solutions:
         trace = sol.trace
         puzzle = trace["puzzle"]["grid"]
@@ -180,11 +248,4 @@ def _write_report(path: Path, history: list[dict[str, Any]], solutions: list[Any
                 f"{_grid_html(segment['answer'], puzzle, final)}{_residual_svg(segment)}</div>"
             )
         parts.append("</div>")
-    parts.append(
-        "<h2>Data</h2><script type='application/json' id='traces'>"
-        + html.escape(json.dumps([s.trace for s in solutions]), quote=False)
-        + "</script></body></html>"
-    )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(parts))
-    os.replace(tmp, path)
+    return parts

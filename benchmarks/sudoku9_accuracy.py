@@ -1,0 +1,134 @@
+"""Exact accuracy of a 9x9 Sudoku model on held-out puzzles (generated ones per difficulty level and a
+slice of the real 17-clue set), with adaptive halting and with the maximum number of segments, and the
+latency of one single-puzzle solve.
+
+    python benchmarks/sudoku9_accuracy.py                         # the packaged sudoku-9x9 model
+    python benchmarks/sudoku9_accuracy.py --model runs/sudoku9 --count 200 --levels easy,medium
+
+The generated puzzles come from their own seeds (one stream per level, `--seed`), never from the
+training data's; the 17-clue puzzles are never trained on. A puzzle counts as solved when the answer
+keeps the givens and satisfies every Sudoku rule; all these puzzles have one solution, so that is exact
+accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import save, table
+from hrm import load_model, solve, solve_many
+from hrm.data.sudoku import DIFFICULTIES, generate_sudoku, parse_difficulties, read_sudoku_file
+
+REAL_17 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudoku" / "17_clue.txt"
+
+
+def held_out(level: str, count: int, seed: int, cache: Path | None = None) -> list[str]:
+    """``count`` generated puzzles of ``level`` from their own seed stream; kept as text under ``cache``
+    (one puzzle per line) so that later runs skip the generation."""
+    path = cache / f"{level}-{count}-seed{seed}.txt" if cache else None
+    if path is not None and path.exists():
+        return path.read_text().split()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, DIFFICULTIES.index(level)]))
+    puzzles = ["".join(map(str, generate_sudoku(9, level, rng).puzzle)) for _ in range(count)]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(puzzles) + "\n")
+        tmp.replace(path)
+    return puzzles
+
+
+def real_slice(path: Path, count: int, seed: int) -> list[str]:
+    coll = read_sudoku_file(path)
+    pick = np.sort(np.random.default_rng(seed).choice(len(coll), min(count, len(coll)), replace=False))
+    return ["".join(map(str, coll.puzzles[i])) for i in pick]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="sudoku-9x9", help="packaged name, run dir or model dir")
+    ap.add_argument("--count", type=int, default=1000, help="generated puzzles per level")
+    ap.add_argument("--levels", default="easy,medium,hard,extreme")
+    ap.add_argument("--extreme-count", type=int, default=200, help="extreme puzzles (slow to make)")
+    ap.add_argument("--real", type=Path, default=REAL_17, help="17-clue file (skipped if missing)")
+    ap.add_argument("--real-count", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument(
+        "--cache", type=Path, default=Path("data/sudoku9-heldout"), help="generated puzzles kept here"
+    )
+    ap.add_argument(
+        "--generate-only", action="store_true", help="make (and cache) the puzzles, solve nothing"
+    )
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    sets: dict[str, list[str]] = {}
+    for level in parse_difficulties(args.levels):
+        n = args.extreme_count if level == "extreme" else args.count
+        start = time.perf_counter()
+        sets[f"generated {level}"] = held_out(level, n, args.seed, args.cache)
+        print(f"{n} {level} puzzles ready in {time.perf_counter() - start:.0f} s", flush=True)
+    if args.generate_only:
+        return
+    if args.real.exists() and args.real_count > 0:
+        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+
+    loaded = load_model(args.model)
+    rows = []
+    for name, puzzles in sets.items():
+        for halt in ("adaptive", "max"):
+            start = time.perf_counter()
+            sols = solve_many(loaded, puzzles, halt=halt, batch_size=args.batch)
+            seconds = time.perf_counter() - start
+            rows.append(
+                {
+                    "set": name,
+                    "puzzles": len(puzzles),
+                    "halt": halt,
+                    "exact_accuracy": float(np.mean([bool(s.valid) for s in sols])),
+                    "mean_givens": float(np.mean([81 - p.count("0") for p in puzzles])),
+                    "mean_segments": float(np.mean([s.segments for s in sols])),
+                    "puzzles_per_s": len(puzzles) / seconds,
+                }
+            )
+            print(table([rows[-1]], list(rows[-1])), flush=True)
+
+    latency = []
+    one = next(iter(sets.values()))[0]
+    for halt in ("adaptive", "max"):
+        solve(loaded, one, halt=halt)  # warm-up
+        times = []
+        for _ in range(21):
+            start = time.perf_counter()
+            sol = solve(loaded, one, halt=halt)
+            times.append(time.perf_counter() - start)
+        latency.append(
+            {
+                "halt": halt,
+                "median_ms": 1e3 * float(np.median(times)),
+                "max_ms": 1e3 * max(times),
+                "segments": sol.segments,
+                "valid": bool(sol.valid),
+            }
+        )
+    print(table(rows, list(rows[0])))
+    print("single 9x9 solve (hrm.solve, one puzzle):")
+    print(table(latency, list(latency[0])))
+    path = save(
+        "sudoku9_accuracy",
+        rows,
+        {"model": args.model, "seed": args.seed, "single_solve": latency, "threads": torch.get_num_threads()},
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
