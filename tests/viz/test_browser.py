@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from viz_models import save_tiny, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -66,33 +67,6 @@ if _skip_reason():
 # ----------------------------------------------------------------------------------------------
 
 
-def _tiny(seq_len: int, vocab: int, **extra) -> dict:
-    cfg = dict(
-        seq_len=seq_len,
-        vocab_size=vocab,
-        hidden_size=32,
-        num_heads=2,
-        H_layers=1,
-        L_layers=1,
-        H_cycles=2,
-        L_cycles=3,
-        halt_max_steps=4,
-        forward_dtype="float32",
-    )
-    return {**cfg, **extra}
-
-
-def _save(run_dir: Path, cfg: dict, seed: int) -> Path:
-    import torch
-
-    from hrm.checkpoint import ModelCard, save_checkpoint
-    from hrm.models import build_model
-
-    torch.manual_seed(seed)
-    save_checkpoint(run_dir, 1, build_model("hrm", cfg), ModelCard("hrm", cfg), {})
-    return run_dir
-
-
 def _metrics(step: int) -> dict:
     return {
         "step": step,
@@ -121,7 +95,7 @@ def workdir(tmp_path_factory):
     from hrm import cli
 
     root = tmp_path_factory.mktemp("vizweb")
-    sudoku = _save(root / "sudoku4", _tiny(16, 6), seed=0)
+    sudoku = save_tiny(root / "sudoku4", tiny_config(16, 6, L_cycles=3, halt_max_steps=4), seed=0)
     real = os.environ.get("HRM_VIZ_SUDOKU_RUN")
     if real:  # a copy of a real run's logs, which the test then extends
         shutil.copyfile(Path(real) / "metrics.jsonl", sudoku / "metrics.jsonl")
@@ -135,7 +109,7 @@ def workdir(tmp_path_factory):
                 f.write(json.dumps(_metrics(step)) + "\n")
                 if step % 100 == 0:
                     f.write(json.dumps(_eval(step)) + "\n")
-    maze = _save(root / "maze7", _tiny(49, 6), seed=1)
+    maze = save_tiny(root / "maze7", tiny_config(49, 6, L_cycles=3, halt_max_steps=4), seed=1)
     data = root / "data4"
     args = (
         "data sudoku --size 4 --count 8 --difficulty easy --test-count 30 --num-aug 3 --seed 0 --no-progress"
@@ -490,7 +464,7 @@ def test_exported_pages_open_without_a_server(page, tmp_path, workdir):
     from hrm.models import build_model
 
     torch.manual_seed(2)
-    cfg = _tiny(900, 12, halt_max_steps=3, L_cycles=2)
+    cfg = tiny_config(900, 12)
     arc_model = build_model("hrm", cfg)
     task = {
         "train": [{"input": [[1, 0, 0], [0, 2, 0], [0, 0, 3]], "output": [[3, 0, 0], [0, 2, 0], [0, 0, 1]]}],

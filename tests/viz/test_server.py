@@ -10,10 +10,8 @@ import socket
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
@@ -22,10 +20,10 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from viz_models import save_tiny, tiny_config
+
 from hrm import cli as hrm_cli
-from hrm.checkpoint import ModelCard, save_checkpoint
 from hrm.errors import HRMError
-from hrm.models import build_model
 from hrm.viz import cli as viz_cli
 from hrm.viz import export, server
 from hrm.viz.server import MAX_BODY_BYTES, MetricsTail, create_app
@@ -39,28 +37,6 @@ ARC_TASK = {
     "train": [{"input": [[1, 0], [0, 0]], "output": [[0, 1], [0, 0]]}],
     "test": [{"input": [[0, 0], [2, 0]], "output": [[0, 0], [0, 2]]}],
 }
-
-
-def tiny_config(seq_len: int, vocab: int, **extra) -> dict:
-    cfg = dict(
-        seq_len=seq_len,
-        vocab_size=vocab,
-        hidden_size=32,
-        num_heads=2,
-        H_layers=1,
-        L_layers=1,
-        H_cycles=2,
-        L_cycles=2,
-        halt_max_steps=3,
-        forward_dtype="float32",
-    )
-    return {**cfg, **extra}
-
-
-def save_tiny(run_dir: Path, cfg: dict, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    save_checkpoint(run_dir, 1, build_model("hrm", cfg), ModelCard("hrm", cfg), {})
-    return run_dir
 
 
 def build_data(args: list[str]) -> None:

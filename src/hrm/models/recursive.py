@@ -7,6 +7,7 @@ inside it); `ACTModel` decides which rows restart, counts segments and decides h
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class Carry:
     current_data: Batch = field(default_factory=dict)
 
 
-class RecursiveInner(nn.Module):
+class RecursiveInner(nn.Module, abc.ABC):
     """Embeddings, heads and initial states; subclasses define `_build` and `reason`."""
 
     def __init__(self, config: RecursiveConfig):
@@ -146,14 +147,15 @@ class RecursiveInner(nn.Module):
             self.q_head.bias.fill_(-5.0)
 
     # -- to be defined by each model -------------------------------------------------------------
+    @abc.abstractmethod
     def _build(self) -> None:
-        raise NotImplementedError
+        """Create the model's reasoning modules (called by ``__init__`` before the shared parts)."""
 
+    @abc.abstractmethod
     def reason(
         self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, hook: StepHook | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One segment: the updates of z_H and z_L given the input embedding x."""
-        raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------
     def make_blocks(self, count: int, seq_mlp: bool = False) -> ReasoningModule:
