@@ -435,7 +435,12 @@ def test_maze(page, maze_server):
     check_segment_views(page, trace)
     walls = sum(row.count("#") for row in trace["puzzle"]["grid"])
     assert page.locator("#grid-input g.cell[data-value='#']").count() == walls
-    assert page.locator("#grid-expected g.cell[data-value='o']").count() > 0
+    # the expected grid marks one shortest S->G path (no cell at all when S and G are neighbours)
+    from hrm.data.maze import encode_maze, shortest_path
+
+    path_cells = len(shortest_path(encode_maze(text.replace("\n", "")))) - 2
+    assert page.locator("#grid-expected g.cell[data-value='o']").count() == path_cells
+    assert page.locator("#grid-expected g.cell[data-value='G']").count() == 1
     shoot(page, "puzzle-maze")
     check_planner(page, trace)
     assert page.errors == []  # type: ignore[attr-defined]
