@@ -184,6 +184,38 @@ def test_train_writes_a_run_and_eval_reads_it(tmp_path, sudoku4):
     assert (tmp_path / "ev" / "metrics.json").exists()
 
 
+def test_init_from_starts_from_a_trained_model_and_names_a_bad_source(tmp_path, sudoku4):
+    import importlib
+
+    from hrm.distributed import DistInfo
+    from hrm.train import train
+
+    train_mod = importlib.import_module("hrm.train")
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    first = tmp_path / "first"
+    train(load_config(_recipe(tmp_path, sudoku4), [f"run_dir={first}", "max_steps=3"]))
+    trained = _final_weights(first)
+    cfg = load_config(_recipe(tmp_path, sudoku4), [f"init_from={first}", "seed=5"])
+    _, head, _, _, _ = train_mod.build_training(cfg, info)
+    own = head.model.state_dict()
+    assert set(own) == set(trained)
+    assert all(torch.equal(own[k], trained[k]) for k in own)
+    fresh = train_mod.build_training(load_config(_recipe(tmp_path, sudoku4), ["seed=5"]), info)[1]
+    assert not torch.equal(fresh.model.state_dict()["inner.lm_head.weight"], trained["inner.lm_head.weight"])
+
+    bad = [
+        (f"init_from={tmp_path / 'missing'}", "missing"),
+        ("arch.hidden_size=64", "do not fit"),
+        ("arch.name=trm", "it is a hrm model, the recipe builds trm"),
+    ]
+    for override, needle in bad:
+        overrides = [override] if override.startswith("init_from") else [f"init_from={first}", override]
+        with pytest.raises(ConfigError) as exc:
+            train_mod.build_training(load_config(_recipe(tmp_path, sudoku4), overrides), info)
+        message = str(exc.value)
+        assert needle in message and "init_from" in message and "\n" not in message
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, sudoku4, monkeypatch):
     from hrm.models.losses import ACTLossHead
     from hrm.train import NonFiniteLossError, train

@@ -47,6 +47,9 @@ class TrainConfig(BaseModel):
 
     ema: bool = False
     ema_rate: float = 0.999
+    # Start from these weights instead of a random init (a run dir, checkpoint, exported model or
+    # packaged model name; EMA weights when present). Optimiser state and schedule start afresh.
+    init_from: str | None = None
 
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from hrm import distributed
-from hrm.checkpoint import ModelCard, latest_checkpoint, load_state, read_weights, save_checkpoint
+from hrm.checkpoint import (
+    ModelCard,
+    latest_checkpoint,
+    load_model,
+    load_state,
+    read_weights,
+    save_checkpoint,
+)
 from hrm.config import TrainConfig, dump_config, load_config
 from hrm.data.format import PuzzleDataset, load_metadata
 from hrm.errors import ConfigError, HRMError
@@ -271,6 +278,22 @@ def epochs_per_iteration(cfg: TrainConfig, total_groups: int, total_steps: int) 
     return epochs
 
 
+def _init_weights(model: torch.nn.Module, model_name: str, source: str) -> None:
+    """Copy the weights of a trained model (`init_from`) into a freshly built one of the same shape."""
+    try:
+        loaded = load_model(source, use_ema=True)
+    except HRMError as e:
+        raise ConfigError(f"init_from {source}: {e}") from None
+    if loaded.card.model != model_name:
+        raise ConfigError(
+            f"init_from {source}: it is a {loaded.card.model} model, the recipe builds {model_name}"
+        )
+    try:
+        load_weights(model, loaded.model.state_dict(), source=f"init_from {source} weights")
+    except HRMError as e:
+        raise ConfigError(str(e)) from None
+
+
 def build_training(cfg: TrainConfig, info: distributed.DistInfo):
     """Datasets, model, loss head, optimisers and schedule length for a config."""
     if cfg.global_batch_size % info.world_size:
@@ -309,6 +332,8 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo):
     )
     _seed_all(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg.model_name, arch)
+    if cfg.init_from:
+        _init_weights(model, cfg.model_name, cfg.init_from)
     card = ModelCard(cfg.model_name, model.config.model_dump(mode="json"), cfg.loss_type)
     head = ACTLossHead(model, cfg.loss_type).to(info.device)
     distributed.broadcast_module(head, info)
