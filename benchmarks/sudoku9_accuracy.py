@@ -4,6 +4,11 @@ latency of one single-puzzle solve.
 
     python benchmarks/sudoku9_accuracy.py                         # the packaged sudoku-9x9 model
     python benchmarks/sudoku9_accuracy.py --model runs/sudoku9 --count 200 --levels easy,medium
+    python benchmarks/sudoku9_accuracy.py --views 8 --views-on easy,medium,real  # + symmetric views
+
+With ``--views K`` the sets named in ``--views-on`` are also solved under K symmetric views per puzzle
+(adaptive halting; the answer kept satisfies the rules if one view's does, else the majority's:
+`hrm.solve(..., views=K)`). Those rows measure the solver, not the model's single answer.
 
 The generated puzzles come from their own seeds (one stream per level, `--seed`), never from the
 training data's; the 17-clue puzzles are never trained on. A puzzle counts as solved when the answer
@@ -64,6 +69,10 @@ def main() -> None:
     ap.add_argument(
         "--generate-only", action="store_true", help="make (and cache) the puzzles, solve nothing"
     )
+    ap.add_argument("--views", type=int, default=0, help="also solve under K symmetric views (0: skip)")
+    ap.add_argument(
+        "--views-on", default="easy,medium,real", help="sets solved with --views (levels, 'real')"
+    )
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -80,19 +89,24 @@ def main() -> None:
         return
     if args.real.exists() and args.real_count > 0:
         sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+    view_sets = {f"generated {x}" if x != "real" else "real 17-clue" for x in args.views_on.split(",")}
 
     loaded = load_model(args.model)
     rows = []
     for name, puzzles in sets.items():
-        for halt in ("adaptive", "max"):
+        runs = [("adaptive", 1), ("max", 1)]
+        if args.views > 1 and name in view_sets:
+            runs.append(("adaptive", args.views))
+        for halt, views in runs:
             start = time.perf_counter()
-            sols = solve_many(loaded, puzzles, halt=halt, batch_size=args.batch)
+            sols = solve_many(loaded, puzzles, halt=halt, batch_size=args.batch, views=views)
             seconds = time.perf_counter() - start
             rows.append(
                 {
                     "set": name,
                     "puzzles": len(puzzles),
                     "halt": halt,
+                    "views": views,
                     "exact_accuracy": float(np.mean([bool(s.valid) for s in sols])),
                     "mean_givens": float(np.mean([81 - p.count("0") for p in puzzles])),
                     "mean_segments": float(np.mean([s.segments for s in sols])),
@@ -103,16 +117,17 @@ def main() -> None:
 
     latency = []
     one = next(iter(sets.values()))[0]
-    for halt in ("adaptive", "max"):
-        solve(loaded, one, halt=halt)  # warm-up
+    for halt, views in [("adaptive", 1), ("max", 1)] + ([("adaptive", args.views)] if args.views > 1 else []):
+        solve(loaded, one, halt=halt, views=views)  # warm-up
         times = []
         for _ in range(21):
             start = time.perf_counter()
-            sol = solve(loaded, one, halt=halt)
+            sol = solve(loaded, one, halt=halt, views=views)
             times.append(time.perf_counter() - start)
         latency.append(
             {
                 "halt": halt,
+                "views": views,
                 "median_ms": 1e3 * float(np.median(times)),
                 "max_ms": 1e3 * max(times),
                 "segments": sol.segments,

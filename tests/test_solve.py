@@ -488,6 +488,61 @@ def test_cli_file_of_puzzles(hrm_cli, checkpoint, capsys, tmp_path):
     assert read_puzzle_file(maze_lines)[0][1] == MAZE5.replace("\n", "")
 
 
+def test_sudoku_views_prefer_a_rule_satisfying_answer_then_the_majority():
+    from hrm.solve import _Job, _RowResults, _vote_sudoku_views, sudoku_views
+
+    puzzle = parse_sudoku(PUZZLE4)
+    truth = solution_of(PUZZLE4).reshape(-1)
+    rows, augs = sudoku_views(puzzle.cells, 5, seed=3)
+    assert np.array_equal(rows[0], puzzle.cells.reshape(-1))
+    for k in range(1, 5):  # each view is a puzzle whose solution is the transformed truth
+        view_truth = sudoku_data.apply_augmentations(truth, augs[k - 1 : k])[0]
+        assert check_sudoku(rows[k], view_truth) is None
+    wrong = truth.copy()
+    wrong[[0, 1]] = wrong[[1, 0]]
+    in_frame = [
+        sudoku_data.apply_augmentations(g, augs[k - 1 : k])[0] if k else g
+        for k, g in enumerate([wrong, wrong, wrong, truth, truth])
+    ]
+
+    def vote(grids):
+        res = _RowResults(
+            preds=np.stack(grids) + 1,
+            q_halt=np.zeros(5),
+            q_continue=np.zeros(5),
+            steps=np.ones(5, np.int64),
+            seconds=np.zeros(5),
+        )
+        return _vote_sudoku_views(puzzle, _Job(puzzle, 0, 5, sudoku_augs=augs), res)
+
+    answer, valid, reason, _, agree = vote(in_frame)
+    assert valid and reason is None and agree == 2 and np.array_equal(np.ravel(answer), truth)
+    other = truth.copy()
+    other[[2, 3]] = other[[3, 2]]
+    in_frame[3] = sudoku_data.apply_augmentations(other, augs[2:3])[0]
+    in_frame[4] = sudoku_data.apply_augmentations(truth[::-1].copy(), augs[3:4])[0]
+    answer, valid, reason, _, agree = vote(in_frame)
+    assert not valid and "twice" in reason and agree == 3 and np.array_equal(np.ravel(answer), wrong)
+
+
+def test_sudoku_views_solve_and_cli(hrm_cli, checkpoint, capsys):
+    model = tiny()
+    truth = solution_of(PUZZLE4)
+    model.inner.lm_head = FixedHead(truth.reshape(-1) + 1, 6)  # right in the first view only
+    sol = solve(model, PUZZLE4, halt="max", views=6, trace=True)
+    assert sol.valid is True and sol.views == 6 and 1 <= sol.agreement < 6
+    assert f"{sol.agreement} of 6 views agree" in sol.summary() and sol.to_dict()["views"] == 6
+    validate_trace(sol.trace)
+    assert solve(model, PUZZLE4, halt="max").agreement is None
+    with pytest.raises(Exception, match="views apply to Sudoku puzzles, not to a maze"):
+        solve(tiny(seq_len=25), MAZE5, views=2)
+    assert hrm_cli(["solve", "-m", str(checkpoint), "--views", "0", PUZZLE4]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--views must be at least 1" in err
+    assert hrm_cli(["solve", "-m", str(checkpoint), "--views", "3", "--json", PUZZLE4]) == 0
+    assert json.loads(capsys.readouterr().out)["solutions"][0]["views"] == 3
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -540,3 +595,5 @@ def test_shipped_model_solves_a_fixed_easy_puzzle(hrm_cli, capsys):
     assert 1 <= sol.segments <= sol.max_segments == 8
     assert hrm_cli(["solve", "-m", "sudoku-9x9", "--json", EASY9]) == 0
     assert json.loads(capsys.readouterr().out)["solutions"][0]["valid"] is True
+    voted = hrm.solve(model, EASY9, views=4)
+    assert voted.valid and voted.views == 4 and voted.agreement >= 1

@@ -409,6 +409,8 @@ class Solution:
     attempts: list[list[list[list[int]]]] | None = None  # ARC: per test input, up to 2 grids
     votes: list[list[int]] | None = None  # ARC: the votes of those attempts
     trace: dict[str, Any] | None = None
+    views: int = 1  # Sudoku: symmetric views solved (see `solve`)
+    agreement: int | None = None  # Sudoku with views > 1: how many views gave this answer
 
     @property
     def mark(self) -> str:
@@ -435,9 +437,10 @@ class Solution:
         return "\n".join(parts)
 
     def summary(self) -> str:
+        agree = f"; {self.agreement} of {self.views} views agree" if self.views > 1 else ""
         return (
             f"{self.verdict()}; segments {self.segments} of {self.max_segments} ({self.halt} halting); "
-            f"halting confidence {self.confidence:.3f}; {self.seconds:.3f} s"
+            f"halting confidence {self.confidence:.3f}{agree}; {self.seconds:.3f} s"
         )
 
     def to_dict(self, include_trace: bool = False) -> dict[str, Any]:
@@ -458,6 +461,9 @@ class Solution:
         if self.attempts is not None:
             out["attempts"] = self.attempts
             out["votes"] = self.votes
+        if self.views > 1:
+            out["views"] = self.views
+            out["agreement"] = self.agreement
         if include_trace and self.trace is not None:
             out["trace"] = self.trace
         return out
@@ -796,13 +802,30 @@ class _Job:
     lo: int
     hi: int
     views: list[tuple[str, int]] | None = None
+    sudoku_augs: sudoku_data.SudokuAugmentations | None = None  # views 2.. of a Sudoku
+
+
+def sudoku_views(
+    cells: np.ndarray, views: int, seed: int = 0
+) -> tuple[np.ndarray, sudoku_data.SudokuAugmentations]:
+    """A Sudoku as given followed by ``views - 1`` random symmetric transforms of it (digit relabelling,
+    band/row and stack/column permutations, transposition for square boxes), drawn from ``seed``:
+    rows of digits [views, n*n] and the transforms, to map the answers back."""
+    flat = np.asarray(cells).reshape(-1)
+    n = math.isqrt(flat.size)
+    augs = sudoku_data.random_augmentations(n, max(views - 1, 0), np.random.default_rng(seed))
+    rows = np.concatenate([flat[None, :], sudoku_data.apply_augmentations(flat, augs).reshape(-1, flat.size)])
+    return rows, augs
 
 
 def _encode(
-    puzzle: Puzzle, resolved: _Model, arc_options: dict[str, Any]
+    puzzle: Puzzle, resolved: _Model, arc_options: dict[str, Any], views: int = 1, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     if puzzle.kind == "sudoku":
         assert puzzle.cells is not None
+        if views > 1:
+            rows, augs = sudoku_views(puzzle.cells, views, seed)
+            return (rows + 1).astype(np.int64), np.zeros(len(rows), np.int64), augs
         return (puzzle.cells.reshape(1, -1) + 1).astype(np.int64), np.zeros(1, np.int64), None
     if puzzle.kind == "maze":
         assert puzzle.cells is not None
@@ -914,13 +937,43 @@ def _build_trace(
     }
 
 
+def _vote_sudoku_views(
+    puzzle: Puzzle, job: _Job, res: _RowResults
+) -> tuple[Grid, bool, str | None, float, int]:
+    """The answer of a Sudoku solved under several views: each view's answer mapped back to the puzzle's
+    frame; an answer that satisfies the rules comes first, then the one most views gave, then the
+    highest mean Q-halt. Returns (answer, valid, reason, mean Q-halt of its views, views agreeing)."""
+    assert puzzle.cells is not None and job.sudoku_augs is not None
+    n = puzzle.cells.shape[0]
+    digits = np.stack([sudoku_digits(res.preds[r], n).reshape(-1) for r in range(job.lo, job.hi)])
+    digits[1:] = sudoku_data.invert_augmentations(digits[1:], job.sudoku_augs)
+    groups: dict[bytes, list[int]] = {}
+    for k, grid in enumerate(digits):
+        groups.setdefault(grid.astype(np.int8).tobytes(), []).append(k)
+    best = None
+    for members in groups.values():
+        grid = digits[members[0]]
+        reason = check_sudoku(puzzle.cells, grid)
+        q = float(np.mean(res.q_halt[job.lo + np.asarray(members)]))
+        key = (reason is None, len(members), q)
+        if best is None or key > best[0]:
+            best = (key, grid, reason, q, len(members))
+    assert best is not None
+    _, grid, reason, q, agree = best
+    return grid.reshape(n, n).astype(int).tolist(), reason is None, reason, q, agree
+
+
 def _finish(
     puzzle: Puzzle, job: _Job, res: _RowResults, resolved: _Model, halt: str, with_pca: bool
 ) -> Solution:
     max_segments = resolved.model.config.halt_max_steps
     attempts = votes = None
     view = None
-    if puzzle.kind in ("sudoku", "maze"):
+    agreement = None
+    if job.sudoku_augs is not None:
+        answer, valid, reason, q, agreement = _vote_sudoku_views(puzzle, job, res)
+        segments = int(res.steps[job.lo : job.hi].max())
+    elif puzzle.kind in ("sudoku", "maze"):
         row = job.lo
         tokens = res.preds[row]
         answer = _decode_tokens(puzzle, tokens)
@@ -978,6 +1031,8 @@ def _finish(
         name=puzzle.name,
         attempts=attempts,
         votes=votes,
+        views=job.hi - job.lo if job.sudoku_augs is not None else 1,
+        agreement=agreement,
     )
     record = res.traces.get(job.lo)
     if record is not None:
@@ -1010,10 +1065,13 @@ def solve_many(
     arc_max_views: int | None = None,
     seed: int = 0,
     pca: bool = True,
+    views: int = 1,
 ) -> list[Solution]:
     """Solve many puzzles of one kind in batches of `batch_size` rows; see `solve` for the arguments.
     `names` label each puzzle in errors (e.g. "puzzles.txt line 3"). With `trace`, every puzzle gets
     a trace (memory grows with the batch: trace few puzzles at a time)."""
+    if not isinstance(views, int) or views < 1:
+        raise HRMError(f"views must be a whole number of at least 1, got {views!r}")
     resolved = _resolve_model(model, identifiers)
     act = resolved.model
     parsed: list[Puzzle] = []
@@ -1026,12 +1084,17 @@ def solve_many(
         parsed.append(p)
     if not parsed:
         return []
+    if views > 1 and parsed[0].kind != "sudoku":
+        raise HRMError(f"views apply to Sudoku puzzles, not to a {parsed[0].kind} (ARC has its own views)")
     arc_options = {"colour_perms": arc_colour_perms, "max_views": arc_max_views, "seed": seed}
     jobs, chunks, idents = [], [], []
     offset = 0
     for p in parsed:
-        rows, ids, views = _encode(p, resolved, arc_options)
-        jobs.append(_Job(p, offset, offset + len(rows), views))
+        rows, ids, extra = _encode(p, resolved, arc_options, views, seed)
+        if p.kind == "sudoku":
+            jobs.append(_Job(p, offset, offset + len(rows), sudoku_augs=extra))
+        else:
+            jobs.append(_Job(p, offset, offset + len(rows), extra))
         chunks.append(rows)
         idents.append(ids)
         offset += len(rows)
@@ -1060,6 +1123,7 @@ def solve(
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     pca: bool = True,
+    views: int = 1,
 ) -> Solution:
     """Solve one puzzle with `model` (an `ACTModel`, a `LoadedModel` from `hrm.checkpoint.load_model`,
     or anything `load_model` takes).
@@ -1077,6 +1141,10 @@ def solve(
     `arc_colour_perms` extra random colour permutations (drawn from `seed`). The views' predictions are
     mapped back and voted as in evaluation (`hrm.data.arc_eval.vote`); the top two are the attempts.
     `arc_max_views` caps the number of views; they run in batches of `batch_size` rows.
+
+    Sudoku, `views` > 1: the puzzle is also solved under `views - 1` random symmetric transforms of it
+    (drawn from `seed`), each answer is mapped back, and the answer kept is one that satisfies the
+    rules, else the one most views gave (`solution.agreement` views). The trace is the first view's.
     """
     started = time.perf_counter()
     (solution,) = solve_many(
@@ -1091,6 +1159,7 @@ def solve(
         arc_max_views=arc_max_views,
         seed=seed,
         pca=pca,
+        views=views,
     )
     solution.seconds = time.perf_counter() - started
     if solution.trace is not None:

@@ -80,6 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ARC task unknown to the model: K random colour permutations per dihedral view (default 0)",
     )
     p.add_argument("--max-views", type=int, default=None, metavar="V", help="ARC: use at most V views")
+    p.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        metavar="K",
+        help="Sudoku: also solve K-1 random symmetric transforms of the puzzle and keep an answer that "
+        "satisfies the rules, else the one most views gave (default 1: the puzzle as given)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -165,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.colour_perms < 0:
         raise ConfigError(f"--colour-perms must be zero or positive, got {args.colour_perms}")
+    if args.views < 1:
+        raise ConfigError(f"--views must be at least 1, got {args.views}")
     if args.file is not None:
         entries = read_puzzle_file(args.file)
     else:
@@ -193,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         identifiers=args.identifiers,
         arc_colour_perms=args.colour_perms,
         arc_max_views=args.max_views,
+        views=args.views,
     )
     if args.trace:
         write_trace(solutions[0], args.trace)
