@@ -4,11 +4,12 @@ latency of one single-puzzle solve.
 
     python benchmarks/sudoku9_accuracy.py                         # the packaged sudoku-9x9 model
     python benchmarks/sudoku9_accuracy.py --model runs/sudoku9 --count 200 --levels easy,medium
-    python benchmarks/sudoku9_accuracy.py --views 8 --views-on easy,medium,real  # + symmetric views
+    python benchmarks/sudoku9_accuracy.py --views 8 --segments 16 --extra-on medium  # extra rows
 
-With ``--views K`` the sets named in ``--views-on`` are also solved under K symmetric views per puzzle
-(adaptive halting; the answer kept satisfies the rules if one view's does, else the majority's:
-`hrm.solve(..., views=K)`). Those rows measure the solver, not the model's single answer.
+With ``--segments N`` the sets named in ``--extra-on`` are also solved with all of N segments (more
+than the model trained with); with ``--views K`` under K symmetric views per puzzle (adaptive halting;
+the answer kept satisfies the rules if one view's does, else the majority's: `hrm.solve(...,
+views=K)`). The views rows measure the solver, not the model's single answer.
 
 The generated puzzles come from their own seeds (one stream per level, `--seed`), never from the
 training data's; the 17-clue puzzles are never trained on. A puzzle counts as solved when the answer
@@ -70,9 +71,8 @@ def main() -> None:
         "--generate-only", action="store_true", help="make (and cache) the puzzles, solve nothing"
     )
     ap.add_argument("--views", type=int, default=0, help="also solve under K symmetric views (0: skip)")
-    ap.add_argument(
-        "--views-on", default="easy,medium,real", help="sets solved with --views (levels, 'real')"
-    )
+    ap.add_argument("--segments", type=int, default=0, help="also run all of N segments (0: skip)")
+    ap.add_argument("--extra-on", default="medium", help="sets for --views/--segments (levels, 'real')")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -89,17 +89,21 @@ def main() -> None:
         return
     if args.real.exists() and args.real_count > 0:
         sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
-    view_sets = {f"generated {x}" if x != "real" else "real 17-clue" for x in args.views_on.split(",")}
+    extra_sets = {f"generated {x}" if x != "real" else "real 17-clue" for x in args.extra_on.split(",")}
 
     loaded = load_model(args.model)
     rows = []
     for name, puzzles in sets.items():
-        runs = [("adaptive", 1), ("max", 1)]
-        if args.views > 1 and name in view_sets:
-            runs.append(("adaptive", args.views))
-        for halt, views in runs:
+        runs = [("adaptive", 1, None), ("max", 1, None)]
+        if args.segments and name in extra_sets:
+            runs.append(("max", 1, args.segments))
+        if args.views > 1 and name in extra_sets:
+            runs.append(("adaptive", args.views, None))
+        for halt, views, segments in runs:
             start = time.perf_counter()
-            sols = solve_many(loaded, puzzles, halt=halt, batch_size=args.batch, views=views)
+            sols = solve_many(
+                loaded, puzzles, halt=halt, batch_size=args.batch, views=views, segments=segments
+            )
             seconds = time.perf_counter() - start
             rows.append(
                 {
@@ -107,6 +111,7 @@ def main() -> None:
                     "puzzles": len(puzzles),
                     "halt": halt,
                     "views": views,
+                    "max_segments": sols[0].max_segments,
                     "exact_accuracy": float(np.mean([bool(s.valid) for s in sols])),
                     "mean_givens": float(np.mean([81 - p.count("0") for p in puzzles])),
                     "mean_segments": float(np.mean([s.segments for s in sols])),

@@ -16,7 +16,7 @@ from hrm import cli
 from hrm.checkpoint import ModelCard, load_model, save_checkpoint
 from hrm.data import maze as maze_data
 from hrm.data import sudoku as sudoku_data
-from hrm.errors import CheckpointError, DataError
+from hrm.errors import CheckpointError, DataError, HRMError
 from hrm.models import build_model
 from hrm.solve import (
     arc_views,
@@ -255,6 +255,11 @@ def test_adaptive_and_max_halting_segment_counts():
     assert solve(model, PUZZLE4, halt="adaptive").segments == 1
     assert solve(model, PUZZLE4, halt="max").segments == 4
     assert model.adaptive_halting is False  # restored
+    longer = solve(model, PUZZLE4, halt="max", segments=6, trace=True)
+    assert longer.segments == longer.max_segments == 6 and len(longer.trace["segments"]) == 6
+    assert longer.trace["model"]["halt_max_steps"] == 6 and model.config.halt_max_steps == 4  # restored
+    with pytest.raises(HRMError, match="segments must be a whole number"):
+        solve(model, PUZZLE4, segments=0)
     force_halt(model, False)
     assert solve(model, PUZZLE4, halt="adaptive").segments == 4
     sol = solve(model, PUZZLE4, halt="adaptive")
@@ -541,6 +546,12 @@ def test_sudoku_views_solve_and_cli(hrm_cli, checkpoint, capsys):
     assert err.count("\n") == 1 and "--views must be at least 1" in err
     assert hrm_cli(["solve", "-m", str(checkpoint), "--views", "3", "--json", PUZZLE4]) == 0
     assert json.loads(capsys.readouterr().out)["solutions"][0]["views"] == 3
+    assert hrm_cli(["solve", "-m", str(checkpoint), "--segments", "0", PUZZLE4]) == 1
+    assert "--segments must be at least 1" in capsys.readouterr().err
+    assert (
+        hrm_cli(["solve", "-m", str(checkpoint), "--segments", "2", "--halt", "max", "--json", PUZZLE4]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["solutions"][0]["max_segments"] == 2
 
 
 @pytest.mark.parametrize(

@@ -490,6 +490,22 @@ def _inference(model: ACTModel, halt: str) -> Iterator[None]:
         model.train(was_training)
 
 
+@contextmanager
+def _segments(model: ACTModel, segments: int | None) -> Iterator[None]:
+    """Run with at most `segments` segments instead of the model's `halt_max_steps` (None: as trained)."""
+    if segments is None:
+        yield
+        return
+    if not isinstance(segments, int) or segments < 1:
+        raise HRMError(f"segments must be a whole number of at least 1, got {segments!r}")
+    trained = model.config.halt_max_steps
+    model.config.halt_max_steps = segments
+    try:
+        yield
+    finally:
+        model.config.halt_max_steps = trained
+
+
 class _Tracer:
     """Collects, for some rows of a batch, every segment and inner update (see docs/TRACE_SCHEMA.md).
 
@@ -1066,6 +1082,7 @@ def solve_many(
     seed: int = 0,
     pca: bool = True,
     views: int = 1,
+    segments: int | None = None,
 ) -> list[Solution]:
     """Solve many puzzles of one kind in batches of `batch_size` rows; see `solve` for the arguments.
     `names` label each puzzle in errors (e.g. "puzzles.txt line 3"). With `trace`, every puzzle gets
@@ -1099,15 +1116,16 @@ def solve_many(
         idents.append(ids)
         offset += len(rows)
     trace_rows = [job.lo for job in jobs] if trace else []
-    res = run_rows(
-        act,
-        np.concatenate(chunks),
-        np.concatenate(idents),
-        halt=halt,
-        batch_size=batch_size,
-        trace_rows=trace_rows,
-    )
-    return [_finish(job.puzzle, job, res, resolved, halt, pca) for job in jobs]
+    with _segments(act, segments):
+        res = run_rows(
+            act,
+            np.concatenate(chunks),
+            np.concatenate(idents),
+            halt=halt,
+            batch_size=batch_size,
+            trace_rows=trace_rows,
+        )
+        return [_finish(job.puzzle, job, res, resolved, halt, pca) for job in jobs]
 
 
 def solve(
@@ -1124,6 +1142,7 @@ def solve(
     seed: int = 0,
     pca: bool = True,
     views: int = 1,
+    segments: int | None = None,
 ) -> Solution:
     """Solve one puzzle with `model` (an `ACTModel`, a `LoadedModel` from `hrm.checkpoint.load_model`,
     or anything `load_model` takes).
@@ -1145,6 +1164,9 @@ def solve(
     Sudoku, `views` > 1: the puzzle is also solved under `views - 1` random symmetric transforms of it
     (drawn from `seed`), each answer is mapped back, and the answer kept is one that satisfies the
     rules, else the one most views gave (`solution.agreement` views). The trace is the first view's.
+
+    `segments` runs at most that many segments instead of the model's `halt_max_steps` (a recursive
+    model can go on refining past the number it was trained with).
     """
     started = time.perf_counter()
     (solution,) = solve_many(
@@ -1160,6 +1182,7 @@ def solve(
         seed=seed,
         pca=pca,
         views=views,
+        segments=segments,
     )
     solution.seconds = time.perf_counter() - started
     if solution.trace is not None:

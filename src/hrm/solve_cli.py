@@ -81,6 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-views", type=int, default=None, metavar="V", help="ARC: use at most V views")
     p.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at most N segments (default: the model's halt_max_steps, as trained)",
+    )
+    p.add_argument(
         "--views",
         type=int,
         default=1,
@@ -173,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.colour_perms < 0:
         raise ConfigError(f"--colour-perms must be zero or positive, got {args.colour_perms}")
+    if args.segments is not None and args.segments < 1:
+        raise ConfigError(f"--segments must be at least 1, got {args.segments}")
     if args.views < 1:
         raise ConfigError(f"--views must be at least 1, got {args.views}")
     if args.file is not None:
@@ -204,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         arc_colour_perms=args.colour_perms,
         arc_max_views=args.max_views,
         views=args.views,
+        segments=args.segments,
     )
     if args.trace:
         write_trace(solutions[0], args.trace)
