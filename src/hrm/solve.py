@@ -835,25 +835,30 @@ def sudoku_views(
 
 
 def _encode(
-    puzzle: Puzzle, resolved: _Model, arc_options: dict[str, Any], views: int = 1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, Any]:
+    puzzle: Puzzle, resolved: _Model, arc_options: dict[str, Any], offset: int, views: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, _Job]:
+    """The rows (tokens, puzzle identifiers) a puzzle is solved as, and its job over rows from `offset`."""
     if puzzle.kind == "sudoku":
         assert puzzle.cells is not None
         if views > 1:
             rows, augs = sudoku_views(puzzle.cells, views, seed)
-            return (rows + 1).astype(np.int64), np.zeros(len(rows), np.int64), augs
-        return (puzzle.cells.reshape(1, -1) + 1).astype(np.int64), np.zeros(1, np.int64), None
+            job = _Job(puzzle, offset, offset + len(rows), sudoku_augs=augs)
+            return (rows + 1).astype(np.int64), np.zeros(len(rows), np.int64), job
+        tokens = (puzzle.cells.reshape(1, -1) + 1).astype(np.int64)
+        return tokens, np.zeros(1, np.int64), _Job(puzzle, offset, offset + 1)
     if puzzle.kind == "maze":
         assert puzzle.cells is not None
-        return puzzle.cells.reshape(1, -1).astype(np.int64), np.zeros(1, np.int64), None
+        tokens = puzzle.cells.reshape(1, -1).astype(np.int64)
+        return tokens, np.zeros(1, np.int64), _Job(puzzle, offset, offset + 1)
     assert puzzle.task is not None
-    views = arc_views(puzzle.task, resolved.names, **arc_options)
+    named = arc_views(puzzle.task, resolved.names, **arc_options)
     rows, ids = [], []
-    for name, ident in views:  # view-major, test input minor: the order `vote` expects
+    for name, ident in named:  # view-major, test input minor: the order `vote` expects
         for inp, _ in puzzle.task.test:
             rows.append(grid_to_seq(forward_transform(name, inp)))
             ids.append(ident)
-    return np.stack(rows).astype(np.int64), np.array(ids, dtype=np.int64), views
+    job = _Job(puzzle, offset, offset + len(rows), named)
+    return np.stack(rows).astype(np.int64), np.array(ids, dtype=np.int64), job
 
 
 def _decode_tokens(puzzle: Puzzle, tokens: np.ndarray, view: str | None = None) -> Grid:
@@ -1107,11 +1112,8 @@ def solve_many(
     jobs, chunks, idents = [], [], []
     offset = 0
     for p in parsed:
-        rows, ids, extra = _encode(p, resolved, arc_options, views, seed)
-        if p.kind == "sudoku":
-            jobs.append(_Job(p, offset, offset + len(rows), sudoku_augs=extra))
-        else:
-            jobs.append(_Job(p, offset, offset + len(rows), extra))
+        rows, ids, job = _encode(p, resolved, arc_options, offset, views, seed)
+        jobs.append(job)
         chunks.append(rows)
         idents.append(ids)
         offset += len(rows)
