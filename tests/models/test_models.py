@@ -206,3 +206,57 @@ def test_trace_hook_sees_every_inner_update():
         model(model.initial_carry(batch), batch, hook=lambda kind, i, zh, zl: seen.append(kind))
     assert seen.count("L") == 12 and seen.count("H") == 3
     assert seen[:5] == ["L", "L", "L", "L", "H"]
+
+
+@pytest.mark.parametrize(
+    "name,extra",
+    [
+        ("hrm", dict(H_cycles=2, L_cycles=3)),
+        ("trm", dict(mlp_t=True, pos_encodings="none", puzzle_emb_len=0, puzzle_emb_ndim=0)),
+        ("transformer", dict(halt_max_steps=2)),
+    ],
+)
+def test_reasoning_over_batch_slices_changes_no_number(name, extra):
+    """On a CPU `reason` runs over slices of the batch; loss, outputs, new state and every gradient
+    are those of the whole batch at once, in training and at inference."""
+    results = []
+    for chunk_bytes in (0, 1):  # off; one row per slice (the smallest the rule gives)
+        torch.manual_seed(0)
+        head = ACTLossHead(build_model(name, dict(SMALL, batch_size=5, **extra)), "softmax_cross_entropy")
+        head.model.inner.cpu_chunk_bytes = chunk_bytes
+        batch = _batch(size=5)
+        rows = head.model.inner.chunk_rows(
+            head.model.inner.embed(batch["inputs"], batch["puzzle_identifiers"])
+        )
+        assert rows == (5 if chunk_bytes == 0 else 1)
+        head.train()
+        torch.manual_seed(1)
+        carry, loss, _, outputs, _ = head(head.initial_carry(batch), batch)
+        loss.backward()
+        grads = {k: p.grad.clone() for k, p in head.named_parameters() if p.grad is not None}
+        head.eval()
+        with torch.no_grad():
+            _, _, _, eval_out, _ = head(carry, batch)
+        results.append((loss.detach(), carry.z_H, carry.z_L, outputs, grads, eval_out["logits"]))
+    (loss0, h0, l0, out0, g0, e0), (loss1, h1, l1, out1, g1, e1) = results
+    torch.testing.assert_close(loss1, loss0)
+    torch.testing.assert_close(h1, h0)
+    torch.testing.assert_close(l1, l0)
+    for key in ("logits", "q_halt_logits", "q_continue_logits"):
+        torch.testing.assert_close(out1[key], out0[key])
+    assert g1.keys() == g0.keys() and len(g0) > 0
+    for key in g0:
+        torch.testing.assert_close(g1[key], g0[key], msg=key)
+    torch.testing.assert_close(e1, e0)
+
+
+def test_batch_slices_keep_the_trace_hook_whole():
+    """A trace hook sees the whole batch's state at every update, even when slicing is on."""
+    model = build_model("hrm", dict(SMALL, H_cycles=2, L_cycles=2)).eval()
+    model.inner.cpu_chunk_bytes = 1
+    shapes = []
+    batch = _batch()
+    with torch.no_grad():
+        model(model.initial_carry(batch), batch, hook=lambda kind, i, zh, zl: shapes.append(zh.shape[0]))
+    assert shapes and set(shapes) == {4}
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,6 +25,7 @@ from hrm.models.layers import (
     ReasoningModule,
     RotaryEmbedding,
     SparsePuzzleEmbedding,
+    swiglu_width,
     trunc_normal_,
 )
 
@@ -138,6 +140,9 @@ class RecursiveInner(nn.Module, abc.ABC):
                 config.total_len, d, init_std=1.0 / self.embed_scale, cast_to=dtype
             )
 
+        # On a CPU, `reason` runs over slices of the batch whose widest activation (the SwiGLU
+        # gate/up output) is about this many bytes, so they stay in cache; 0 turns slicing off.
+        self.cpu_chunk_bytes = int(os.environ.get("HRM_CPU_CHUNK_BYTES", 4 << 20))
         self._build()
         self.register_buffer("H_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
@@ -195,6 +200,15 @@ class RecursiveInner(nn.Module, abc.ABC):
         dtype = self.config.dtype
         return torch.where(flag, self.H_init.to(dtype), z_H), torch.where(flag, self.L_init.to(dtype), z_L)
 
+    def chunk_rows(self, x: torch.Tensor) -> int:
+        """Rows per slice of the batch for `reason` (all of them off the CPU or with chunking off)."""
+        if x.device.type != "cpu" or self.cpu_chunk_bytes <= 0:
+            return x.shape[0]
+        c = self.config
+        widest = max(c.hidden_size, 2 * swiglu_width(c.hidden_size, c.expansion))
+        per_row = x.shape[1] * widest * x.element_size()
+        return max(1, self.cpu_chunk_bytes // per_row)
+
     def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
         q = self.q_head(z_H[:, 0]).to(torch.float32)
@@ -205,7 +219,15 @@ class RecursiveInner(nn.Module, abc.ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One segment. Returns the detached new state, logits [B, S, V], q_halt, q_continue."""
         x = self.embed(batch["inputs"], batch["puzzle_identifiers"])
-        z_H, z_L = self.reason(z_H, z_L, x, hook)
+        rows = self.chunk_rows(x)
+        if hook is not None or rows >= x.shape[0]:
+            z_H, z_L = self.reason(z_H, z_L, x, hook)
+        else:
+            # Rows never interact inside a segment, so reasoning over slices of the batch gives the
+            # same numbers while each slice's activations stay in the CPU's cache across the cycles.
+            parts = [self.reason(*s) for s in zip(z_H.split(rows), z_L.split(rows), x.split(rows))]
+            z_H = torch.cat([h for h, _ in parts])
+            z_L = torch.cat([low for _, low in parts])
         logits, q_halt, q_continue = self.heads(z_H)
         return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
 
