@@ -259,4 +259,3 @@ def test_batch_slices_keep_the_trace_hook_whole():
     with torch.no_grad():
         model(model.initial_carry(batch), batch, hook=lambda kind, i, zh, zl: shapes.append(zh.shape[0]))
     assert shapes and set(shapes) == {4}
-
