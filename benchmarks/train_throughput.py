@@ -20,9 +20,9 @@ from hrm.optim import AdamAtan2, SparseEmbeddingSignSGD
 from hrm.runtime import tune_cpu_allocator
 
 
-def measure(
-    config: str, batch: int, steps: int, warmup: int, device: torch.device, dtype: str, compile_: bool
-):
+def training_step(config: str, batch: int, device: torch.device, dtype: str, compile_: bool):
+    """Build an HRM of `config` with its loss head and optimisers on random data; returns (config dict,
+    model, step) where step() runs one training step as `hrm train` does and returns its seconds."""
     cfg = model_config(config, forward_dtype=dtype, batch_size=batch)
     torch.manual_seed(0)
     model = build_model("hrm", cfg)
@@ -37,8 +37,9 @@ def measure(
         "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32).to(device),
     }
     carry = head.initial_carry(batch_data)
-    times = []
-    for i in range(warmup + steps):
+
+    def step() -> float:
+        nonlocal carry
         sync(device)
         start = time.perf_counter()
         carry, loss, _, _, _ = forward(carry, batch_data)
@@ -48,9 +49,17 @@ def measure(
         opt.zero_grad(set_to_none=True)
         sparse.zero_grad()
         sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    step = sorted(times)[len(times) // 2]
+        return time.perf_counter() - start
+
+    return cfg, model, step
+
+
+def measure(
+    config: str, batch: int, steps: int, warmup: int, device: torch.device, dtype: str, compile_: bool
+):
+    cfg, _, step = training_step(config, batch, device, dtype, compile_)
+    times = [step() for _ in range(warmup + steps)][warmup:]
+    seconds = sorted(times)[len(times) // 2]
     flops = hrm_train_step_flops(cfg, batch)
     return {
         "config": config,
@@ -58,11 +67,11 @@ def measure(
         "dtype": dtype,
         "compile": compile_,
         "device": str(device),
-        "s_per_step": step,
-        "examples_per_s": batch / step,
-        "tokens_per_s": batch * cfg["seq_len"] / step,
+        "s_per_step": seconds,
+        "examples_per_s": batch / seconds,
+        "tokens_per_s": batch * cfg["seq_len"] / seconds,
         "gflop_per_step": flops / 1e9,
-        "achieved_tflops": flops / step / 1e12,
+        "achieved_tflops": flops / seconds / 1e12,
     }
 
 

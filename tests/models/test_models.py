@@ -259,3 +259,15 @@ def test_batch_slices_keep_the_trace_hook_whole():
     with torch.no_grad():
         model(model.initial_carry(batch), batch, hook=lambda kind, i, zh, zl: shapes.append(zh.shape[0]))
     assert shapes and set(shapes) == {4}
+
+
+def test_default_batch_slices_grow_with_the_weights():
+    """By default a slice holds 4 MB of its widest activation, or 4x the largest weight matrix."""
+    x = torch.empty(128, 82, 1)
+    small = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=128, expansion=4)).inner
+    large = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=512, expansion=4)).inner
+    small.cpu_chunk_bytes = large.cpu_chunk_bytes = None
+    assert small.chunk_rows(x) == (4 << 20) // (82 * 1024 * 4)  # 12 rows
+    assert large.chunk_rows(x) == (4 * 512 * 3072 * 4) // (82 * 3072 * 4)  # 24 rows
+    large.cpu_chunk_bytes = 0
+    assert large.chunk_rows(x) == 128

@@ -141,11 +141,10 @@ class RecursiveInner(nn.Module, abc.ABC):
             )
 
         # On a CPU, `reason` runs over slices of the batch whose widest activation (the SwiGLU
-        # gate/up output) is about this many bytes, so they stay in cache; 0 turns slicing off.
-        # Measured (benchmarks/train_throughput.py, 2-core VM with 32 MB of L3): 16 MB makes the
-        # small config's step 8% faster and leaves the 27M one as it was; 4 MB cost the 27M config
-        # 6% (slices of 4 rows re-read its 6 MB weight matrices too often).
-        self.cpu_chunk_bytes = int(os.environ.get("HRM_CPU_CHUNK_BYTES", 16 << 20))
+        # gate/up output) is about `cpu_chunk_bytes`, so they stay in cache; 0 turns slicing off, None
+        # picks the size from the weights (see `chunk_rows`). HRM_CPU_CHUNK_BYTES sets it.
+        env = os.environ.get("HRM_CPU_CHUNK_BYTES")
+        self.cpu_chunk_bytes: int | None = None if env is None else int(env)
         self._build()
         self.register_buffer("H_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
@@ -204,13 +203,22 @@ class RecursiveInner(nn.Module, abc.ABC):
         return torch.where(flag, self.H_init.to(dtype), z_H), torch.where(flag, self.L_init.to(dtype), z_L)
 
     def chunk_rows(self, x: torch.Tensor) -> int:
-        """Rows per slice of the batch for `reason` (all of them off the CPU or with chunking off)."""
-        if x.device.type != "cpu" or self.cpu_chunk_bytes <= 0:
+        """Rows per slice of the batch for `reason` (all of them off the CPU or with slicing off).
+
+        By default a slice's widest activation is 4 MB, or four times the largest weight matrix when
+        that is bigger, so that each weight read is shared by enough rows. Measured with
+        benchmarks/batch_slices.py on a 2-core VM with 32 MB of L3 (docs/BENCHMARKS.md): 4 MB slices
+        make the small config's step about 7% faster but the 27M config's (6 MB weight matrices) 8%
+        slower; 16 MB slices leave the 27M config as it was."""
+        budget = self.cpu_chunk_bytes
+        if x.device.type != "cpu" or budget == 0:
             return x.shape[0]
         c = self.config
-        widest = max(c.hidden_size, 2 * swiglu_width(c.hidden_size, c.expansion))
-        per_row = x.shape[1] * widest * x.element_size()
-        return max(1, self.cpu_chunk_bytes // per_row)
+        width = swiglu_width(c.hidden_size, c.expansion)
+        if budget is None:
+            budget = max(4 << 20, 4 * c.hidden_size * 2 * width * x.element_size())
+        per_row = x.shape[1] * max(c.hidden_size, 2 * width) * x.element_size()
+        return max(1, budget // per_row)
 
     def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]

@@ -1,0 +1,72 @@
+"""CPU training-step time against the size of the batch slices `reason` runs over
+(`RecursiveInner.cpu_chunk_bytes`, env `HRM_CPU_CHUNK_BYTES`; 0 = the whole batch at once, "auto" = the
+default rule of `RecursiveInner.chunk_rows`).
+
+All sizes share one model and are timed interleaved (each round runs one step per size, the order
+reversed every other round), so a shared machine's drift falls on all of them alike.
+
+    python benchmarks/batch_slices.py                                   # small b128 and 27m b32
+    python benchmarks/batch_slices.py --config small --mb 0 4 16 auto --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from common import save, table
+from hrm.runtime import tune_cpu_allocator
+from train_throughput import training_step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=("small", "27m"), nargs="+", default=["small", "27m"])
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="default 128 small, 32 27m")
+    ap.add_argument("--mb", nargs="+", default=["0", "4", "16", "auto"], help="slice sizes in MB, or auto")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tune_cpu_allocator()  # as `hrm train` does on a CPU
+    batches = args.batch or [128 if c == "small" else 32 for c in args.config]
+    try:
+        sizes = [None if mb == "auto" else int(float(mb) * (1 << 20)) for mb in args.mb]
+    except ValueError:
+        ap.error(f"--mb takes sizes in MB or 'auto', got {' '.join(args.mb)}")
+    rows = []
+    for config, batch in zip(args.config, batches * len(args.config) if len(batches) == 1 else batches):
+        cfg, model, step = training_step(config, batch, torch.device("cpu"), "float32", False)
+        inner = model.inner
+        width = cfg["seq_len"] + inner.puzzle_emb_len
+        probe = torch.empty(batch, width, 1)
+        times: dict[int | None, list[float]] = {s: [] for s in sizes}
+        for size in sizes:  # warm-up
+            inner.cpu_chunk_bytes = size
+            step()
+        for r in range(args.rounds):
+            for size in sizes if r % 2 == 0 else sizes[::-1]:
+                inner.cpu_chunk_bytes = size
+                times[size].append(step())
+        for size in sizes:
+            inner.cpu_chunk_bytes = size
+            rows.append(
+                {
+                    "config": config,
+                    "batch": batch,
+                    "slice_mb": "auto" if size is None else size / (1 << 20),
+                    "rows_per_slice": inner.chunk_rows(probe),
+                    "s_per_step": statistics.median(times[size]),
+                    "all_s": [round(t, 4) for t in times[size]],
+                }
+            )
+        print(table(rows[-len(sizes) :], ["config", "batch", "slice_mb", "rows_per_slice", "s_per_step"]))
+    path = save("batch_slices-cpu-float32", rows, {"rounds": args.rounds})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
