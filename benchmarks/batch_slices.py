@@ -16,7 +16,7 @@ import statistics
 
 import torch
 
-from common import save, table
+from common import batches_for, save, table
 from hrm.runtime import tune_cpu_allocator
 from train_throughput import training_step
 
@@ -32,16 +32,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tune_cpu_allocator()  # as `hrm train` does on a CPU
-    batches = args.batch or [128 if c == "small" else 32 for c in args.config]
+    batches = batches_for(args.config, args.batch)
     try:
         sizes = [None if mb == "auto" else int(float(mb) * (1 << 20)) for mb in args.mb]
     except ValueError:
         ap.error(f"--mb takes sizes in MB or 'auto', got {' '.join(args.mb)}")
     rows = []
-    for config, batch in zip(args.config, batches * len(args.config) if len(batches) == 1 else batches):
-        cfg, model, step = training_step(config, batch, torch.device("cpu"), "float32", False)
-        inner = model.inner
-        width = cfg["seq_len"] + inner.puzzle_emb_len
+    for config, batch in zip(args.config, batches):
+        run = training_step(config, batch, torch.device("cpu"), "float32", False)
+        inner, step = run.head.model.inner, run.step
+        width = run.cfg["seq_len"] + inner.puzzle_emb_len
         probe = torch.empty(batch, width, 1)
         times: dict[int | None, list[float]] = {s: [] for s in sizes}
         for size in sizes:  # warm-up

@@ -51,6 +51,27 @@ def model_config(name: str, seq_len: int = 81, vocab: int = 11, **overrides) -> 
     return cfg
 
 
+def batches_for(configs: list[str], batches: list[int] | None) -> list[int]:
+    """The batch of each config: the defaults (128 small, 32 27m), one value for all, or one each."""
+    if not batches:
+        return [128 if c == "small" else 32 for c in configs]
+    if len(batches) == 1:
+        return batches * len(configs)
+    if len(batches) != len(configs):
+        raise SystemExit("--batch takes one value, or one per --config")
+    return batches
+
+
+def random_batch(cfg: dict, batch: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A fixed random batch (seed 0) of Sudoku-sized tokens for timing a training step."""
+    g = torch.Generator().manual_seed(0)
+    return {
+        "inputs": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32).to(device),
+        "labels": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32).to(device),
+        "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32).to(device),
+    }
+
+
 def block_flops_per_token(d: int, inter: int, seq: int) -> int:
     """Forward multiply-adds x2 of one block for one token: projections, MLP and attention scores."""
     return 2 * (4 * d * d) + 2 * (3 * d * inter) + 2 * (2 * seq * d)

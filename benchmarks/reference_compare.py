@@ -75,13 +75,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common import hrm_train_step_flops, model_config, save, table
-from hrm.models import ACTLossHead, build_model
-from hrm.optim import AdamAtan2, SparseEmbeddingSignSGD
+from common import batches_for, hrm_train_step_flops, model_config, random_batch, save, table
+from hrm.optim import AdamAtan2
 from hrm.runtime import tune_cpu_allocator
+from train_throughput import training_step
 
 REFERENCE_MODEL = Path("models/hrm/hrm_act_v1.py")
-LR, WEIGHT_DECAY, BETAS = 1e-4, 0.1, (0.9, 0.95)  # train_throughput's values; betas as cfg_pretrain
+LR, WEIGHT_DECAY, BETAS = 1e-4, 0.1, (0.9, 0.95)  # train_throughput's lr and decay; betas as cfg_pretrain
 # Largest allowed |difference| relative to the magnitude compared, per dtype.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2}
 # The puzzle-embedding gradient's key among the parameter gradients a worker sends back.
@@ -180,33 +180,13 @@ def import_reference(root: Path) -> Reference:
 class Side:
     impl: str
     head: nn.Module
-    forward: Callable[[Any], tuple[Any, torch.Tensor, dict[str, torch.Tensor]]]
-    optimizers: list[torch.optim.Optimizer]
     batch: dict[str, torch.Tensor]
-    carry: Any = None
+    optimizers: list[torch.optim.Optimizer]
+    step: Callable[[], float]  # one training step from the carry left by the last one; its seconds
 
     def zero_grad(self) -> None:
         for opt in self.optimizers:
             opt.zero_grad()
-
-    def step(self) -> float:
-        """One training step from the carry left by the last one; returns its wall time."""
-        start = time.perf_counter()
-        self.carry, loss, _ = self.forward(self.carry)
-        n = self.batch["inputs"].shape[0]
-        if self.impl == "ours":
-            (loss / n).backward()
-            self.optimizers[0].step()
-            self.optimizers[1].step()
-            self.optimizers[0].zero_grad(set_to_none=True)
-            self.optimizers[1].zero_grad()
-        else:
-            # pretrain.py's train_batch: scale by 1 / global batch, then step and zero each optimiser.
-            ((1 / n) * loss).backward()
-            for opt in self.optimizers:
-                opt.step()
-                opt.zero_grad()
-        return time.perf_counter() - start
 
     def parity(self, seed: int) -> dict:
         """One training forward and backward from a fresh carry with RNG seed `seed`: the loss, logits
@@ -236,36 +216,17 @@ class Side:
         return result
 
 
-def make_batch(cfg: dict, batch: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {
-        "inputs": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32),
-        "labels": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32),
-        "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32),
-    }
+def build_ours(config: str, batch: int, dtype: str, weights: Path) -> Side:
+    """`train_throughput.py`'s step; its initial weights are written to `weights` for the reference."""
+    run = training_step(config, batch, torch.device("cpu"), dtype, False)
+    torch.save(run.head.model.state_dict(), weights)
+    return Side("ours", run.head, run.batch, run.optimizers, run.step)
 
 
-def build_ours(cfg: dict, data: dict[str, torch.Tensor], weights: Path) -> Side:
-    """Built exactly as train_throughput.measure builds it; its initial weights are written to
-    `weights` for the reference worker."""
-    torch.manual_seed(0)
-    model = build_model("hrm", cfg)
-    head = ACTLossHead(model).train()
-    torch.save(model.state_dict(), weights)
-    return Side(
-        "ours",
-        head,
-        lambda carry: head(carry, data)[:3],
-        [
-            AdamAtan2([p for p in head.parameters() if p.requires_grad], lr=LR, weight_decay=WEIGHT_DECAY),
-            SparseEmbeddingSignSGD(model.inner.puzzle_emb, lr=LR, weight_decay=WEIGHT_DECAY),
-        ],
-        data,
-    )
-
-
-def build_reference(cfg: dict, data: dict[str, torch.Tensor], weights: Path, ref: Reference) -> Side:
+def build_reference(config: str, batch: int, dtype: str, weights: Path, ref: Reference) -> Side:
     """Built as pretrain.py's create_model builds it, then given our initial weights."""
+    cfg = model_config(config, forward_dtype=dtype, batch_size=batch)
+    data = random_batch(cfg, batch)
     ref_model = ref.model_cls(dict(cfg))
     state = torch.load(weights, map_location="cpu", weights_only=True)
     try:
@@ -273,18 +234,26 @@ def build_reference(cfg: dict, data: dict[str, torch.Tensor], weights: Path, ref
     except RuntimeError as exc:
         raise SystemExit(f"our state dict does not load into the reference model: {exc}") from None
     ref_head = ref.loss_head_cls(ref_model, loss_type="stablemax_cross_entropy").train()
-    return Side(
-        "reference",
-        ref_head,
-        lambda carry: ref_head(carry=carry, batch=data, return_keys=[])[:3],
-        [
-            ref.sparse_optimizer_cls(
-                ref_model.puzzle_emb.buffers(), lr=LR, weight_decay=WEIGHT_DECAY, world_size=1
-            ),
-            ref.adam_cls(ref_head.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, betas=BETAS),
-        ],
-        data,
-    )
+    optimizers = [
+        ref.sparse_optimizer_cls(
+            ref_model.puzzle_emb.buffers(), lr=LR, weight_decay=WEIGHT_DECAY, world_size=1
+        ),
+        ref.adam_cls(ref_head.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, betas=BETAS),
+    ]
+    carry = ref_head.initial_carry(data)
+
+    def step() -> float:
+        nonlocal carry
+        start = time.perf_counter()
+        carry, loss, *_ = ref_head(carry=carry, batch=data, return_keys=[])
+        # pretrain.py's train_batch: scale by 1 / global batch, then step and zero each optimiser.
+        ((1 / batch) * loss).backward()
+        for opt in optimizers:
+            opt.step()
+            opt.zero_grad()
+        return time.perf_counter() - start
+
+    return Side("reference", ref_head, data, optimizers, step)
 
 
 # -- the workers -------------------------------------------------------------------------------------
@@ -308,15 +277,8 @@ def worker(conn: Any, impl: str, tune: bool, threads: int | None, root: str) -> 
             if cmd == "quit":
                 return
             if cmd == "build":
-                cfg = model_config(arg["config"], forward_dtype=arg["dtype"], batch_size=arg["batch"])
-                data = make_batch(cfg, arg["batch"])
-                weights = Path(arg["weights"])
-                side = (
-                    build_ours(cfg, data, weights)
-                    if ref is None
-                    else build_reference(cfg, data, weights, ref)
-                )
-                side.carry = side.head.initial_carry(data)
+                args = (arg["config"], arg["batch"], arg["dtype"], Path(arg["weights"]))
+                side = build_ours(*args) if ref is None else build_reference(*args, ref)
                 reply: Any = None
             elif side is None:
                 raise RuntimeError(f"{cmd!r} before 'build'")
@@ -507,11 +469,7 @@ def main() -> None:
     root = reference_root(args.reference)
     if args.threads:
         torch.set_num_threads(args.threads)  # the workers set it themselves; this is for the record
-    batches = args.batch or [128 if c == "small" else 32 for c in args.config]
-    if len(batches) == 1:
-        batches = batches * len(args.config)
-    if len(batches) != len(args.config):
-        raise SystemExit("--batch takes one value, or one per --config")
+    batches = batches_for(args.config, args.batch)
     if args.same_allocator:
         tune = dict.fromkeys(SIDES, args.same_allocator == "ours")
     else:

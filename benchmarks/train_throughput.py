@@ -11,18 +11,39 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from common import hrm_train_step_flops, model_config, peak_matmul_flops, save, sync, table
+from common import (
+    batches_for,
+    hrm_train_step_flops,
+    model_config,
+    peak_matmul_flops,
+    random_batch,
+    save,
+    sync,
+    table,
+)
 from hrm.models import ACTLossHead, build_model
 from hrm.optim import AdamAtan2, SparseEmbeddingSignSGD
 from hrm.runtime import tune_cpu_allocator
 
 
-def training_step(config: str, batch: int, device: torch.device, dtype: str, compile_: bool):
-    """Build an HRM of `config` with its loss head and optimisers on random data; returns (config dict,
-    model, step) where step() runs one training step as `hrm train` does and returns its seconds."""
+@dataclass
+class TrainingStep:
+    """An HRM of a benchmark config with its loss head and optimisers on a fixed random batch;
+    `step()` runs one training step as `hrm train` does and returns its seconds."""
+
+    cfg: dict
+    head: ACTLossHead
+    batch: dict[str, torch.Tensor]
+    optimizers: list[torch.optim.Optimizer]
+    step: Callable[[], float]
+
+
+def training_step(config: str, batch: int, device: torch.device, dtype: str, compile_: bool) -> TrainingStep:
     cfg = model_config(config, forward_dtype=dtype, batch_size=batch)
     torch.manual_seed(0)
     model = build_model("hrm", cfg)
@@ -30,12 +51,7 @@ def training_step(config: str, batch: int, device: torch.device, dtype: str, com
     opt = AdamAtan2([p for p in head.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.1)
     sparse = SparseEmbeddingSignSGD(model.inner.puzzle_emb, lr=1e-4, weight_decay=0.1)
     forward = torch.compile(head) if compile_ else head
-    g = torch.Generator().manual_seed(0)
-    batch_data = {
-        "inputs": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32).to(device),
-        "labels": torch.randint(1, 11, (batch, cfg["seq_len"]), generator=g, dtype=torch.int32).to(device),
-        "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32).to(device),
-    }
+    batch_data = random_batch(cfg, batch, device)
     carry = head.initial_carry(batch_data)
 
     def step() -> float:
@@ -51,14 +67,15 @@ def training_step(config: str, batch: int, device: torch.device, dtype: str, com
         sync(device)
         return time.perf_counter() - start
 
-    return cfg, model, step
+    return TrainingStep(cfg, head, batch_data, [opt, sparse], step)
 
 
 def measure(
     config: str, batch: int, steps: int, warmup: int, device: torch.device, dtype: str, compile_: bool
 ):
-    cfg, _, step = training_step(config, batch, device, dtype, compile_)
-    times = [step() for _ in range(warmup + steps)][warmup:]
+    run = training_step(config, batch, device, dtype, compile_)
+    cfg = run.cfg
+    times = [run.step() for _ in range(warmup + steps)][warmup:]
     seconds = sorted(times)[len(times) // 2]
     flops = hrm_train_step_flops(cfg, batch)
     return {
@@ -96,9 +113,7 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cpu" and not args.plain_malloc:
         tune_cpu_allocator()
-    batches = args.batch or [128 if c == "small" else 32 for c in args.config]
-    if len(batches) == 1:
-        batches = batches * len(args.config)
+    batches = batches_for(args.config, args.batch)
     peak = peak_matmul_flops(device, getattr(torch, args.dtype))
     rows = []
     for config, batch in zip(args.config, batches):

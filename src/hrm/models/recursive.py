@@ -218,7 +218,7 @@ class RecursiveInner(nn.Module, abc.ABC):
         if budget is None:
             budget = max(4 << 20, 4 * c.hidden_size * 2 * width * x.element_size())
         per_row = x.shape[1] * max(c.hidden_size, 2 * width) * x.element_size()
-        return max(1, budget // per_row)
+        return max(1, min(x.shape[0], budget // per_row))
 
     def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
