@@ -1,6 +1,6 @@
 """CPU training-step time against the size of the batch slices `reason` runs over
-(`RecursiveInner.cpu_chunk_bytes`, env `HRM_CPU_CHUNK_BYTES`; 0 = the whole batch at once, "auto" = the
-default rule of `RecursiveInner.chunk_rows`).
+(`hrm.models.cpu_rows_per_slice`'s budget; 0 = the whole batch at once, "auto" = its default rule, the
+one `hrm train` and the inference runner apply).
 
 All sizes share one model and are timed interleaved (each round runs one step per size, the order
 reversed every other round), so a shared machine's drift falls on all of them alike.
@@ -17,6 +17,7 @@ import statistics
 import torch
 
 from common import batches_for, save, table
+from hrm.models import cpu_rows_per_slice
 from hrm.runtime import tune_cpu_allocator
 from train_throughput import training_step
 
@@ -40,25 +41,21 @@ def main() -> None:
     rows = []
     for config, batch in zip(args.config, batches):
         run = training_step(config, batch, torch.device("cpu"), "float32", False)
-        inner, step = run.head.model.inner, run.step
-        width = run.cfg["seq_len"] + inner.puzzle_emb_len
-        probe = torch.empty(batch, width, 1)
+        model_config, step = run.head.model.config, run.step
         times: dict[int | None, list[float]] = {s: [] for s in sizes}
         for size in sizes:  # warm-up
-            inner.cpu_chunk_bytes = size
-            step()
+            step(size)
         for r in range(args.rounds):
             for size in sizes if r % 2 == 0 else sizes[::-1]:
-                inner.cpu_chunk_bytes = size
-                times[size].append(step())
+                times[size].append(step(size))
         for size in sizes:
-            inner.cpu_chunk_bytes = size
+            per_slice = cpu_rows_per_slice(model_config, batch, torch.device("cpu"), size)
             rows.append(
                 {
                     "config": config,
                     "batch": batch,
                     "slice_mb": "auto" if size is None else size / (1 << 20),
-                    "rows_per_slice": inner.chunk_rows(probe),
+                    "rows_per_slice": batch if per_slice is None else per_slice,
                     "s_per_step": statistics.median(times[size]),
                     "all_s": [round(t, 4) for t in times[size]],
                 }

@@ -195,7 +195,8 @@ class Side:
         torch.manual_seed(seed)
         carry = self.head.initial_carry(self.batch)
         if self.impl == "ours":
-            _, loss, _, out, _ = self.head(carry, self.batch)
+            step = self.head(carry, self.batch)
+            loss, out = step.loss, step.outputs
             (loss / n).backward()
         else:
             _, loss, _, out, _ = self.head(carry=carry, batch=self.batch, return_keys=["logits"])

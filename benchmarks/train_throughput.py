@@ -26,7 +26,7 @@ from common import (
     sync,
     table,
 )
-from hrm.models import ACTLossHead, build_model
+from hrm.models import ACTLossHead, build_model, cpu_rows_per_slice
 from hrm.optim import AdamAtan2, SparseEmbeddingSignSGD
 from hrm.runtime import tune_cpu_allocator
 
@@ -34,13 +34,14 @@ from hrm.runtime import tune_cpu_allocator
 @dataclass
 class TrainingStep:
     """An HRM of a benchmark config with its loss head and optimisers on a fixed random batch;
-    `step()` runs one training step as `hrm train` does and returns its seconds."""
+    `step()` runs one training step as `hrm train` does and returns its seconds; `step(slice_bytes)`
+    sets the CPU batch slices (see `hrm.models.cpu_rows_per_slice`; None: the trainer's default)."""
 
     cfg: dict
     head: ACTLossHead
     batch: dict[str, torch.Tensor]
     optimizers: list[torch.optim.Optimizer]
-    step: Callable[[], float]
+    step: Callable[..., float]
 
 
 def training_step(config: str, batch: int, device: torch.device, dtype: str, compile_: bool) -> TrainingStep:
@@ -54,11 +55,13 @@ def training_step(config: str, batch: int, device: torch.device, dtype: str, com
     batch_data = random_batch(cfg, batch, device)
     carry = head.initial_carry(batch_data)
 
-    def step() -> float:
+    def step(slice_bytes: int | None = None) -> float:
         nonlocal carry
+        rows = cpu_rows_per_slice(model.config, batch, device, slice_bytes)
         sync(device)
         start = time.perf_counter()
-        carry, loss, _, _, _ = forward(carry, batch_data)
+        out = forward(carry, batch_data, rows_per_slice=rows)
+        carry, loss = out.carry, out.loss
         (loss / batch).backward()
         opt.step()
         sparse.step()

@@ -254,10 +254,9 @@ def test_adaptive_and_max_halting_segment_counts():
     force_halt(model, True)
     assert solve(model, PUZZLE4, halt="adaptive").segments == 1
     assert solve(model, PUZZLE4, halt="max").segments == 4
-    assert model.adaptive_halting is False  # restored
     longer = solve(model, PUZZLE4, halt="max", segments=6, trace=True)
     assert longer.segments == longer.max_segments == 6 and len(longer.trace["segments"]) == 6
-    assert longer.trace["model"]["halt_max_steps"] == 6 and model.config.halt_max_steps == 4  # restored
+    assert longer.trace["model"]["halt_max_steps"] == 6 and model.config.halt_max_steps == 4  # untouched
     with pytest.raises(HRMError, match="segments must be a whole number"):
         solve(model, PUZZLE4, segments=0)
     force_halt(model, False)

@@ -223,13 +223,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, sudoku4, 
     calls = {"n": 0}
     original = ACTLossHead.forward
 
-    def poisoned(self, carry, batch, hook=None):
-        carry, loss, metrics, outputs, done = original(self, carry, batch, hook)
+    def poisoned(self, carry, batch, hook=None, **options):
+        step = original(self, carry, batch, hook, **options)
         if self.training:
             calls["n"] += 1
             if calls["n"] == 5:
-                loss = loss * float("nan")
-        return carry, loss, metrics, outputs, done
+                step.loss = step.loss * float("nan")
+        return step
 
     monkeypatch.setattr(ACTLossHead, "forward", poisoned)
     run = tmp_path / "run"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hrm import distributed
-from hrm.models import IGNORE_LABEL_ID, ACTLossHead
+from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode
 
 
 @dataclass
@@ -33,6 +33,7 @@ def evaluate(
     info: distributed.DistInfo | None = None,
     max_batches: int | None = None,
     collect: bool = False,
+    halt: HaltMode = "max",
 ) -> EvalResult:
     info = info or distributed.DistInfo()
     head.eval()
@@ -46,7 +47,7 @@ def evaluate(
         if max_batches is not None and index >= max_batches:
             break
         batch = {k: v.to(device) for k, v in batch.items()}
-        metrics, out = _eval_batch(head, batch)
+        metrics, out = _eval_batch(head, batch, halt)
         row = sets.index(set_name)
         local[row] += torch.tensor(
             [float(metrics.get(k, 0.0)) for k in keys], dtype=torch.float64, device=device
@@ -75,7 +76,7 @@ def evaluate(
     return EvalResult(metrics=sums, predictions=predictions)
 
 
-def _eval_batch(head: ACTLossHead, batch: dict[str, torch.Tensor]):
+def _eval_batch(head: ACTLossHead, batch: dict[str, torch.Tensor], halt: HaltMode = "max"):
     """All segments for one batch. Each row counts once, with the answer of the segment where it
     halted; the losses are those of the last call, as the reference reports them."""
     carry = head.initial_carry(batch)
@@ -84,7 +85,8 @@ def _eval_batch(head: ACTLossHead, batch: dict[str, torch.Tensor]):
     totals: dict[str, torch.Tensor] = {}
     metrics: dict[str, torch.Tensor] = {}
     for _ in range(head.model.config.halt_max_steps):
-        carry, _, metrics, outputs, _ = head(carry, batch)
+        step = head(carry, batch, halt=halt)
+        carry, metrics, outputs = step.carry, step.metrics, step.outputs
         newly = carry.halted & ~done
         if preds is None:
             preds = outputs["preds"].clone()
@@ -185,14 +187,13 @@ def evaluate_cli(
             f"--data {data}: sequences of length {meta.seq_len} over {meta.vocab_size} tokens do not fit the "
             f"model (seq_len {model.config.seq_len}, vocab {model.config.vocab_size})"
         )
-    model.adaptive_halting = halt == "adaptive"
     head = ACTLossHead(model, loaded.card.loss_type).to(info.device)
     dataset = PuzzleDataset(
         {"dataset_path": str(data), "global_batch_size": batch_size, "test_set_mode": True}, split="test"
     )
     is_arc = (Path(data) / "test_puzzles.json").exists()
     start = time.perf_counter()
-    result = evaluate(head, dataset, info, max_batches=max_batches, collect=is_arc)
+    result = evaluate(head, dataset, info, max_batches=max_batches, collect=is_arc, halt=halt)
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
         "model": str(loaded.source),

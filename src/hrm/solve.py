@@ -474,38 +474,6 @@ class Solution:
 # --------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _inference(model: ACTModel, halt: str) -> Iterator[None]:
-    """Eval mode with the halting rule asked for; the model's own settings come back afterwards."""
-    if halt not in HALT_MODES:
-        raise HRMError(f"halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
-    was_training, was_adaptive = model.training, model.adaptive_halting
-    model.eval()
-    model.adaptive_halting = halt == "adaptive"
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.adaptive_halting = was_adaptive
-        model.train(was_training)
-
-
-@contextmanager
-def _segments(model: ACTModel, segments: int | None) -> Iterator[None]:
-    """Run with at most `segments` segments instead of the model's `halt_max_steps` (None: as trained)."""
-    if segments is None:
-        yield
-        return
-    if not isinstance(segments, int) or segments < 1:
-        raise HRMError(f"segments must be a whole number of at least 1, got {segments!r}")
-    trained = model.config.halt_max_steps
-    model.config.halt_max_steps = segments
-    try:
-        yield
-    finally:
-        model.config.halt_max_steps = trained
-
-
 class _Tracer:
     """Collects, for some rows of a batch, every segment and inner update (see docs/TRACE_SCHEMA.md).
 
@@ -602,6 +570,7 @@ def run_rows(
     halt: str = "adaptive",
     batch_size: int = DEFAULT_BATCH_SIZE,
     trace_rows: Sequence[int] = (),
+    max_segments: int | None = None,
 ) -> _RowResults:
     """Run encoded rows [N, seq_len] through the ACT loop in batches. A row that halts is frozen: it
     leaves the batch and keeps the answer of that segment."""
@@ -611,7 +580,11 @@ def run_rows(
     n = inputs.shape[0]
     ids = np.zeros(n, dtype=np.int64) if identifiers is None else np.asarray(identifiers, dtype=np.int64)
     device = _device_of(model)
-    max_steps = model.config.halt_max_steps
+    if halt not in HALT_MODES:
+        raise HRMError(f"halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
+    if max_segments is not None and (not isinstance(max_segments, int) or max_segments < 1):
+        raise HRMError(f"segments must be a whole number of at least 1, got {max_segments!r}")
+    max_steps = model.config.halt_max_steps if max_segments is None else max_segments
     preds = np.zeros(inputs.shape, dtype=np.int64)
     q_halt = np.zeros(n, dtype=np.float64)
     q_continue = np.zeros(n, dtype=np.float64)
@@ -619,7 +592,9 @@ def run_rows(
     seconds = np.zeros(n, dtype=np.float64)
     traces: dict[int, dict[str, Any]] = {}
     wanted = sorted(set(int(r) for r in trace_rows))
-    with _inference(model, halt):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
         for lo in range(0, n, batch_size):
             hi = min(n, lo + batch_size)
             started = time.perf_counter()
@@ -634,7 +609,13 @@ def run_rows(
             for _ in range(max_steps):
                 if tracer is not None:
                     tracer.begin_segment(carry, active)
-                carry, out = model(carry, batch, tracer.hook if tracer is not None else None)
+                carry, out = model(
+                    carry,
+                    batch,
+                    tracer.hook if tracer is not None else None,
+                    halt=halt,
+                    max_segments=max_steps,
+                )
                 halted = carry.halted
                 if tracer is not None:
                     tracer.end_segment(out, halted)
@@ -661,6 +642,7 @@ def run_rows(
             if tracer is not None:
                 for r in local:
                     traces[r + lo] = tracer.records[r]
+    model.train(was_training)
     return _RowResults(preds, q_halt, q_continue, steps, seconds, traces)
 
 
@@ -902,6 +884,7 @@ def _build_trace(
     final: dict[str, Any],
     view: str | None,
     with_pca: bool,
+    max_segments: int,
 ) -> dict[str, Any]:
     c = resolved.model.config
     segments = []
@@ -944,7 +927,7 @@ def _build_trace(
             "hidden_size": c.hidden_size,
             "H_cycles": c.H_cycles,
             "L_cycles": c.L_cycles,
-            "halt_max_steps": c.halt_max_steps,
+            "halt_max_steps": max_segments,
             "puzzle_positions": resolved.model.inner.puzzle_emb_len,
             "halt_on_q_halt_only": bool(resolved.model.halt_on_q_halt_only),
         },
@@ -985,9 +968,15 @@ def _vote_sudoku_views(
 
 
 def _finish(
-    puzzle: Puzzle, job: _Job, res: _RowResults, resolved: _Model, halt: str, with_pca: bool
+    puzzle: Puzzle,
+    job: _Job,
+    res: _RowResults,
+    resolved: _Model,
+    halt: str,
+    with_pca: bool,
+    segments_limit: int | None = None,
 ) -> Solution:
-    max_segments = resolved.model.config.halt_max_steps
+    max_segments = segments_limit or resolved.model.config.halt_max_steps
     attempts = votes = None
     view = None
     agreement = None
@@ -1068,7 +1057,7 @@ def _finish(
         }
         if attempts is not None:
             final["attempts"] = attempts
-        solution.trace = _build_trace(puzzle, resolved, record, halt, final, view, with_pca)
+        solution.trace = _build_trace(puzzle, resolved, record, halt, final, view, with_pca, max_segments)
     return solution
 
 
@@ -1118,16 +1107,16 @@ def solve_many(
         idents.append(ids)
         offset += len(rows)
     trace_rows = [job.lo for job in jobs] if trace else []
-    with _segments(act, segments):
-        res = run_rows(
-            act,
-            np.concatenate(chunks),
-            np.concatenate(idents),
-            halt=halt,
-            batch_size=batch_size,
-            trace_rows=trace_rows,
-        )
-        return [_finish(job.puzzle, job, res, resolved, halt, pca) for job in jobs]
+    res = run_rows(
+        act,
+        np.concatenate(chunks),
+        np.concatenate(idents),
+        halt=halt,
+        batch_size=batch_size,
+        trace_rows=trace_rows,
+        max_segments=segments,
+    )
+    return [_finish(job.puzzle, job, res, resolved, halt, pca, segments) for job in jobs]
 
 
 def solve(

@@ -31,7 +31,7 @@ from hrm.config import TrainConfig, dump_config, load_config
 from hrm.data.format import PuzzleDataset, load_metadata
 from hrm.errors import ConfigError, HRMError
 from hrm.evaluate import evaluate
-from hrm.models import ACTLossHead, Carry, build_model, load_weights
+from hrm.models import ACTLossHead, Carry, build_model, cpu_rows_per_slice, load_weights
 from hrm.optim import (
     AdamAtan2,
     SparseEmbeddingSignSGD,
@@ -402,7 +402,7 @@ def _train(cfg, info, recipe, resume, on_log) -> TrainResult:
     workers = cfg.data_workers if cfg.data_workers is not None else int(info.device.type == "cuda")
     stream = BatchStream(train_ds, workers=workers, pin_memory=info.device.type == "cuda")
     noise = ExplorationNoise(cfg.seed + 1, cfg.global_batch_size, model.config.halt_max_steps, info)
-    model.exploration_noise = noise
+    rows_per_slice = cpu_rows_per_slice(model.config, cfg.global_batch_size // info.world_size, info.device)
 
     run_dir = Path(resume) if resume else Path(cfg.run_dir) if cfg.run_dir else _default_run_dir(recipe)
     step = 0
@@ -509,7 +509,8 @@ def _train(cfg, info, recipe, resume, on_log) -> TrainResult:
                 )
                 for group in opt.param_groups:
                     group["lr"] = lr_now
-            carry, loss, metrics, _, _ = forward(carry, batch)
+            out_step = forward(carry, batch, exploration=noise, rows_per_slice=rows_per_slice)
+            carry, loss, metrics = out_step.carry, out_step.loss, out_step.metrics
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"the loss became {loss.item()} at step {step}; stopping. The last good checkpoint is "

@@ -5,6 +5,7 @@ import torch
 
 from hrm.errors import CheckpointError, ConfigError
 from hrm.models import (
+    cpu_rows_per_slice,
     ACTLossHead,
     build_model,
     count_parameters,
@@ -66,7 +67,7 @@ def _saved_tensor_bytes(head: ACTLossHead, batch) -> int:
     head.train()
     carry = head.initial_carry(batch)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        carry, loss, *_ = head(carry, batch)
+        loss = head(carry, batch).loss
     loss.backward()
     return total
 
@@ -165,7 +166,7 @@ def test_variants_train_and_evaluate(name, extra):
     batch = _batch()
     head.train()
     carry = head.initial_carry(batch)
-    carry, loss, metrics, outputs, _ = head(carry, batch)
+    loss = head(carry, batch).loss
     loss.backward()
     assert torch.isfinite(loss)
     grads = [p.grad for p in head.parameters() if p.requires_grad]
@@ -174,10 +175,11 @@ def test_variants_train_and_evaluate(name, extra):
     carry = head.initial_carry(batch)
     with torch.no_grad():
         for _ in range(head.model.config.halt_max_steps):
-            carry, loss, metrics, outputs, all_halted = head(carry, batch)
-    assert bool(all_halted)
-    assert outputs["logits"].shape == (4, 16, 6)
-    assert int(metrics["count"]) == 4
+            out = head(carry, batch)
+            carry = out.carry
+    assert bool(out.all_halted)
+    assert out.outputs["logits"].shape == (4, 16, 6)
+    assert int(out.metrics["count"]) == 4
 
 
 def test_adaptive_halting_stops_early_at_inference():
@@ -185,17 +187,20 @@ def test_adaptive_halting_stops_early_at_inference():
     model = build_model("hrm", dict(SMALL, halt_max_steps=8)).eval()
     with torch.no_grad():
         model.inner.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # Q says halt at once
-    model.adaptive_halting = True
     batch = _batch()
     carry = model.initial_carry(batch)
     with torch.no_grad():
-        carry, _ = model(carry, batch)
+        carry, _ = model(carry, batch, halt="adaptive")
     assert carry.halted.all() and (carry.steps == 1).all()
-    model.adaptive_halting = False
     carry = model.initial_carry(batch)
     with torch.no_grad():
-        carry, _ = model(carry, batch)
+        carry, _ = model(carry, batch, halt="max")
     assert not carry.halted.any()
+    carry = model.initial_carry(batch)
+    with torch.no_grad():
+        for _ in range(3):  # a segment limit given per call halts every row at that count
+            carry, _ = model(carry, batch, halt="max", max_segments=3)
+    assert carry.halted.all() and (carry.steps == 3).all()
 
 
 def test_trace_hook_sees_every_inner_update():
@@ -223,20 +228,18 @@ def test_reasoning_over_batch_slices_changes_no_number(name, extra):
     for chunk_bytes in (0, 1):  # off; one row per slice (the smallest the rule gives)
         torch.manual_seed(0)
         head = ACTLossHead(build_model(name, dict(SMALL, batch_size=5, **extra)), "softmax_cross_entropy")
-        head.model.inner.cpu_chunk_bytes = chunk_bytes
+        rows = cpu_rows_per_slice(head.model.config, 5, torch.device("cpu"), chunk_bytes)
+        assert rows == (None if chunk_bytes == 0 else 1)
         batch = _batch(size=5)
-        rows = head.model.inner.chunk_rows(
-            head.model.inner.embed(batch["inputs"], batch["puzzle_identifiers"])
-        )
-        assert rows == (5 if chunk_bytes == 0 else 1)
         head.train()
         torch.manual_seed(1)
-        carry, loss, _, outputs, _ = head(head.initial_carry(batch), batch)
+        step = head(head.initial_carry(batch), batch, rows_per_slice=rows)
+        carry, loss, outputs = step.carry, step.loss, step.outputs
         loss.backward()
         grads = {k: p.grad.clone() for k, p in head.named_parameters() if p.grad is not None}
         head.eval()
         with torch.no_grad():
-            _, _, _, eval_out, _ = head(carry, batch)
+            eval_out = head(carry, batch, rows_per_slice=rows).outputs
         results.append((loss.detach(), carry.z_H, carry.z_L, outputs, grads, eval_out["logits"]))
     (loss0, h0, l0, out0, g0, e0), (loss1, h1, l1, out1, g1, e1) = results
     torch.testing.assert_close(loss1, loss0)
@@ -253,21 +256,26 @@ def test_reasoning_over_batch_slices_changes_no_number(name, extra):
 def test_batch_slices_keep_the_trace_hook_whole():
     """A trace hook sees the whole batch's state at every update, even when slicing is on."""
     model = build_model("hrm", dict(SMALL, H_cycles=2, L_cycles=2)).eval()
-    model.inner.cpu_chunk_bytes = 1
     shapes = []
     batch = _batch()
     with torch.no_grad():
-        model(model.initial_carry(batch), batch, hook=lambda kind, i, zh, zl: shapes.append(zh.shape[0]))
+        model(
+            model.initial_carry(batch),
+            batch,
+            hook=lambda kind, i, zh, zl: shapes.append(zh.shape[0]),
+            rows_per_slice=1,
+        )
     assert shapes and set(shapes) == {4}
 
 
 def test_default_batch_slices_grow_with_the_weights():
     """By default a slice holds 4 MB of its widest activation, or 4x the largest weight matrix."""
-    x = torch.empty(128, 82, 1)
-    small = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=128, expansion=4)).inner
-    large = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=512, expansion=4)).inner
-    small.cpu_chunk_bytes = large.cpu_chunk_bytes = None
-    assert small.chunk_rows(x) == (4 << 20) // (82 * 1024 * 4)  # 12 rows
-    assert large.chunk_rows(x) == (4 * 512 * 3072 * 4) // (82 * 3072 * 4)  # 24 rows
-    large.cpu_chunk_bytes = 0
-    assert large.chunk_rows(x) == 128
+    cpu = torch.device("cpu")
+    small = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=128, expansion=4)).config
+    large = build_model("hrm", dict(SMALL, seq_len=81, hidden_size=512, expansion=4)).config
+    assert small.total_len == 82 and small.forward_dtype == "float32"
+    assert cpu_rows_per_slice(small, 128, cpu) == (4 << 20) // (82 * 1024 * 4)  # 12 rows
+    assert cpu_rows_per_slice(large, 128, cpu) == (4 * 512 * 3072 * 4) // (82 * 3072 * 4)  # 24 rows
+    assert cpu_rows_per_slice(large, 128, cpu, budget_bytes=0) is None  # slicing off
+    assert cpu_rows_per_slice(large, 20, cpu) is None  # one slice would hold the whole batch
+    assert cpu_rows_per_slice(large, 128, torch.device("meta")) is None  # only on a CPU

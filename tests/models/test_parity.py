@@ -1,7 +1,8 @@
 """Parity with the reference implementations, through every golden fixture found.
 
 Fixtures are pairs NAME.json + NAME.safetensors recorded from the reference models (see
-shared/fixtures/README.md). The directory is $HRM_FIXTURES_DIR or ../shared/fixtures.
+tests/fixtures/README.md). The public ones ship in tests/fixtures/; ../shared/fixtures (beside the
+repository) and $HRM_FIXTURES_DIR add more. A fixture name found twice is tested once (the first).
 """
 
 from __future__ import annotations
@@ -16,25 +17,37 @@ from safetensors.torch import load_file
 
 from hrm.models import ACTLossHead, build_model, load_weights
 
+# The fixtures' documented tolerance, for tensors and for the metrics summed from them alike.
 RTOL = ATOL = 1e-3
-METRIC_RTOL = 1e-4
+METRIC_RTOL = RTOL
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _fixtures_dir() -> Path:
+def _fixture_dirs() -> list[Path]:
+    dirs = [REPO / "tests" / "fixtures", REPO.parent / "shared" / "fixtures"]
     env = os.environ.get("HRM_FIXTURES_DIR")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+        dirs.append(Path(env))
+    return dirs
 
 
 def _discover() -> list[Path]:
-    root = _fixtures_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.glob("*.json") if p.with_suffix(".safetensors").exists())
+    found: dict[str, Path] = {}
+    for root in _fixture_dirs():
+        if root.is_dir():
+            for p in sorted(root.glob("*.json")):
+                if p.with_suffix(".safetensors").exists():
+                    found.setdefault(p.stem, p)
+    return [found[name] for name in sorted(found)]
 
 
 FIXTURES = _discover()
+
+
+def test_the_public_fixtures_ship_with_the_repository():
+    """A fresh clone runs parity: the public fixtures are in tests/fixtures, not only beside it."""
+    names = {p.stem for p in FIXTURES}
+    assert {"hrm_parity_a", "trm_parity_a"} <= names
 
 
 def _batch(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -72,7 +85,6 @@ def _build(spec: dict, tensors: dict[str, torch.Tensor]) -> ACTLossHead:
     return ACTLossHead(model, spec["loss_type"])
 
 
-@pytest.mark.skipif(not FIXTURES, reason="no golden fixtures found")
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
 def test_eval_parity(fixture: Path):
     spec = json.loads(fixture.read_text())
@@ -84,7 +96,8 @@ def test_eval_parity(fixture: Path):
     metrics = {}
     with torch.no_grad():
         for k in range(1, spec["eval_steps"] + 1):
-            carry, loss, metrics, outputs, _ = head(carry, batch)
+            step = head(carry, batch)
+            carry, loss, metrics, outputs = step.carry, step.loss, step.metrics, step.outputs
             p = f"eval.step{k}"
             for name in ("logits", "q_halt_logits", "q_continue_logits"):
                 _close(f"{p}.{name}", outputs[name], tensors[f"{p}.{name}"])
@@ -95,7 +108,6 @@ def test_eval_parity(fixture: Path):
     _metrics_match("eval final", metrics, spec["eval_final_metrics"])
 
 
-@pytest.mark.skipif(not FIXTURES, reason="no golden fixtures found")
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
 def test_train_parity(fixture: Path):
     spec = json.loads(fixture.read_text())
@@ -107,7 +119,8 @@ def test_train_parity(fixture: Path):
         p = f"train.step{k}"
         for param in params.values():
             param.grad = None
-        carry, loss, metrics, outputs, _ = head(carry, _batch(tensors, f"batch{k}"))
+        step = head(carry, _batch(tensors, f"batch{k}"))
+        carry, loss, metrics, outputs = step.carry, step.loss, step.metrics, step.outputs
         loss.backward()
         _close(f"{p}.loss", loss.reshape(1), tensors[f"{p}.loss"])
         _exact(f"{p}.halted", carry.halted, tensors[f"{p}.halted"])

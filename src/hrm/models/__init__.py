@@ -18,8 +18,17 @@ from pydantic import ValidationError
 
 from hrm.errors import CheckpointError, ConfigError
 from hrm.models.hrm import HRMConfig, HRMInner
-from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead
-from hrm.models.recursive import ACTModel, Carry, RecursiveConfig, RecursiveInner
+from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead, ACTStep, act_metrics
+from hrm.models.recursive import (
+    HALT_MODES,
+    ACTModel,
+    Carry,
+    ExplorationDraw,
+    HaltMode,
+    RecursiveConfig,
+    RecursiveInner,
+    cpu_rows_per_slice,
+)
 from hrm.models.transformer import TransformerConfig, TransformerInner
 from hrm.models.trm import TRMConfig, TRMInner
 
@@ -157,17 +166,23 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 __all__ = [
+    "HALT_MODES",
     "IGNORE_LABEL_ID",
     "MODELS",
     "ACTLossHead",
     "ACTModel",
+    "ACTStep",
     "Carry",
+    "ExplorationDraw",
+    "HaltMode",
     "HRMConfig",
     "RecursiveConfig",
     "TRMConfig",
     "TransformerConfig",
+    "act_metrics",
     "build_model",
     "count_parameters",
+    "cpu_rows_per_slice",
     "load_weights",
     "make_config",
     "model_name",

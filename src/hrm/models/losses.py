@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrm.models.recursive import ACTModel, Batch, Carry
+from hrm.models.recursive import ACTModel, Batch, Carry, ExplorationDraw, HaltMode, StepHook
 
 IGNORE_LABEL_ID = -100
 LossType = Literal["stablemax_cross_entropy", "softmax_cross_entropy"]
@@ -42,12 +43,46 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_ind
 LOSSES = {"stablemax_cross_entropy": stablemax_cross_entropy, "softmax_cross_entropy": softmax_cross_entropy}
 
 
+def act_metrics(
+    labels: torch.Tensor, preds: torch.Tensor, q_halt: torch.Tensor, steps: torch.Tensor, rows: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The ACT metrics as sums over `rows` (a [B] bool mask) that have at least one label: `count`,
+    token `accuracy` (each row's share of its labelled positions right), `exact_accuracy` (every
+    labelled position right), `q_halt_accuracy` (Q-halt >= 0 exactly when the row is right) and
+    `steps` (segments run)."""
+    mask = labels != IGNORE_LABEL_ID
+    counts = mask.sum(-1)
+    correct = mask & (preds == labels)
+    seq_correct = correct.sum(-1) == counts
+    valid = rows & (counts > 0)
+    return {
+        "count": valid.sum(),
+        "accuracy": torch.where(valid, correct.sum(-1) / counts.clamp_min(1), 0).sum(),
+        "exact_accuracy": (valid & seq_correct).sum(),
+        "q_halt_accuracy": (valid & ((q_halt >= 0) == seq_correct)).sum(),
+        "steps": torch.where(valid, steps, 0).sum(),
+    }
+
+
+@dataclass
+class ACTStep:
+    """What one call of `ACTLossHead` gives: the new carry, the summed loss, the metrics (sums over
+    the rows that halted in this call, see `act_metrics`, plus the detached losses), the model's
+    outputs (with `preds`, the argmax tokens) and whether every row has halted."""
+
+    carry: Carry
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+    outputs: Batch
+    all_halted: torch.Tensor
+
+
 class ACTLossHead(nn.Module):
     """Wraps an ACTModel: one call = one segment for every row, returning loss and metrics.
 
     The loss is summed over rows (each row's token loss averaged over its labelled positions), plus
     half the Q losses; the trainer divides by the global batch size. Metrics are sums over rows that
-    halted this call and have at least one label.
+    halted this call and have at least one label. Keyword arguments pass through to `ACTModel`.
     """
 
     def __init__(self, model: ACTModel, loss_type: LossType = "stablemax_cross_entropy"):
@@ -61,26 +96,36 @@ class ACTLossHead(nn.Module):
     def initial_carry(self, batch: Batch) -> Carry:
         return self.model.initial_carry(batch)
 
-    def forward(self, carry: Carry, batch: Batch, hook=None):
-        carry, outputs = self.model(carry, batch, hook)
+    def forward(
+        self,
+        carry: Carry,
+        batch: Batch,
+        hook: StepHook | None = None,
+        *,
+        halt: HaltMode = "max",
+        max_segments: int | None = None,
+        exploration: ExplorationDraw | None = None,
+        rows_per_slice: int | None = None,
+    ) -> ACTStep:
+        carry, outputs = self.model(
+            carry,
+            batch,
+            hook,
+            halt=halt,
+            max_segments=max_segments,
+            exploration=exploration,
+            rows_per_slice=rows_per_slice,
+        )
         labels = carry.current_data["labels"]
         logits = outputs["logits"]
-        with torch.no_grad():
-            mask = labels != IGNORE_LABEL_ID
-            counts = mask.sum(-1)
-            divisor = counts.clamp_min(1).unsqueeze(-1)
-            correct = mask & (logits.argmax(-1) == labels)
-            seq_correct = correct.sum(-1) == counts
-            valid = carry.halted & (counts > 0)
-            metrics = {
-                "count": valid.sum(),
-                "accuracy": torch.where(valid, (correct.float() / divisor).sum(-1), 0).sum(),
-                "exact_accuracy": (valid & seq_correct).sum(),
-                "q_halt_accuracy": (valid & ((outputs["q_halt_logits"] >= 0) == seq_correct)).sum(),
-                "steps": torch.where(valid, carry.steps, 0).sum(),
-            }
-        lm_loss = (self.loss_fn(logits, labels, IGNORE_LABEL_ID) / divisor).sum()
         q_halt = outputs["q_halt_logits"]
+        with torch.no_grad():
+            preds = logits.detach().argmax(-1)
+            mask = labels != IGNORE_LABEL_ID
+            divisor = mask.sum(-1).clamp_min(1).unsqueeze(-1)
+            seq_correct = (mask & (preds == labels)).sum(-1) == mask.sum(-1)
+            metrics = act_metrics(labels, preds, q_halt, carry.steps, carry.halted)
+        lm_loss = (self.loss_fn(logits, labels, IGNORE_LABEL_ID) / divisor).sum()
         q_halt_loss = F.binary_cross_entropy_with_logits(
             q_halt, seq_correct.to(q_halt.dtype), reduction="sum"
         )
@@ -93,5 +138,5 @@ class ACTLossHead(nn.Module):
             )
             metrics["q_continue_loss"] = q_continue_loss.detach()
             loss = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)
-        outputs["preds"] = logits.detach().argmax(-1)
-        return carry, loss, metrics, outputs, carry.halted.all()
+        outputs["preds"] = preds
+        return ACTStep(carry, loss, metrics, outputs, carry.halted.all())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +32,12 @@ Batch = dict[str, torch.Tensor]
 
 # A trace hook sees every inner update: hook(kind, index, z_H, z_L) with kind "L" or "H".
 StepHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
+# The exploration draws of one training call, fn(rows) -> (uniform [rows], min_steps [rows]).
+ExplorationDraw = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+# How an evaluation-mode call decides halting: "max" runs every segment (the reference), "adaptive"
+# lets the Q head stop a row early. Training always uses the training rule (Q head + exploration).
+HaltMode = Literal["adaptive", "max"]
+HALT_MODES: tuple[HaltMode, ...] = ("adaptive", "max")
 
 
 class RecursiveConfig(BaseModel):
@@ -113,6 +118,29 @@ class Carry:
     current_data: Batch = field(default_factory=dict)
 
 
+def cpu_rows_per_slice(
+    config: RecursiveConfig, rows: int, device: torch.device, budget_bytes: int | None = None
+) -> int | None:
+    """Rows per slice of a batch of `rows` for `RecursiveInner.forward` on a CPU (None elsewhere, or
+    when one slice would hold the whole batch). Rows never interact inside a segment, so reasoning over
+    slices gives the same numbers while each slice's activations stay in the CPU's cache.
+
+    By default a slice's widest activation (the SwiGLU gate/up output) is 4 MB, or four times the
+    largest weight matrix when that is bigger, so that each weight read is shared by enough rows;
+    `budget_bytes` sets it (0: no slicing). Measured with benchmarks/batch_slices.py on a 2-core VM with
+    32 MB of L3 (docs/BENCHMARKS.md): the small config's training step is about 7-10% faster, the 27M
+    config's unchanged."""
+    if device.type != "cpu" or budget_bytes == 0:
+        return None
+    width = swiglu_width(config.hidden_size, config.expansion)
+    element = torch.empty((), dtype=config.dtype).element_size()
+    if budget_bytes is None:
+        budget_bytes = max(4 << 20, 4 * config.hidden_size * 2 * width * element)
+    per_row = config.total_len * max(config.hidden_size, 2 * width) * element
+    per_slice = max(1, budget_bytes // per_row)
+    return None if per_slice >= rows else per_slice
+
+
 class RecursiveInner(nn.Module, abc.ABC):
     """Embeddings, heads and initial states; subclasses define `_build` and `reason`."""
 
@@ -139,12 +167,6 @@ class RecursiveInner(nn.Module, abc.ABC):
             self.embed_pos = CastedEmbedding(
                 config.total_len, d, init_std=1.0 / self.embed_scale, cast_to=dtype
             )
-
-        # On a CPU, `reason` runs over slices of the batch whose widest activation (the SwiGLU
-        # gate/up output) is about `cpu_chunk_bytes`, so they stay in cache; 0 turns slicing off, None
-        # picks the size from the weights (see `chunk_rows`). HRM_CPU_CHUNK_BYTES sets it.
-        env = os.environ.get("HRM_CPU_CHUNK_BYTES")
-        self.cpu_chunk_bytes: int | None = None if env is None else int(env)
         self._build()
         self.register_buffer("H_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
@@ -202,35 +224,23 @@ class RecursiveInner(nn.Module, abc.ABC):
         dtype = self.config.dtype
         return torch.where(flag, self.H_init.to(dtype), z_H), torch.where(flag, self.L_init.to(dtype), z_L)
 
-    def chunk_rows(self, x: torch.Tensor) -> int:
-        """Rows per slice of the batch for `reason` (all of them off the CPU or with slicing off).
-
-        By default a slice's widest activation is 4 MB, or four times the largest weight matrix when
-        that is bigger, so that each weight read is shared by enough rows. Measured with
-        benchmarks/batch_slices.py on a 2-core VM with 32 MB of L3 (docs/BENCHMARKS.md): 4 MB slices
-        make the small config's step about 7% faster but the 27M config's (6 MB weight matrices) 8%
-        slower; 16 MB slices leave the 27M config as it was."""
-        budget = self.cpu_chunk_bytes
-        if x.device.type != "cpu" or budget == 0:
-            return x.shape[0]
-        c = self.config
-        width = swiglu_width(c.hidden_size, c.expansion)
-        if budget is None:
-            budget = max(4 << 20, 4 * c.hidden_size * 2 * width * x.element_size())
-        per_row = x.shape[1] * max(c.hidden_size, 2 * width) * x.element_size()
-        return max(1, min(x.shape[0], budget // per_row))
-
     def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
         q = self.q_head(z_H[:, 0]).to(torch.float32)
         return logits, q[..., 0], q[..., 1]
 
     def forward(
-        self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch, hook: StepHook | None = None
+        self,
+        z_H: torch.Tensor,
+        z_L: torch.Tensor,
+        batch: Batch,
+        hook: StepHook | None = None,
+        rows_per_slice: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One segment. Returns the detached new state, logits [B, S, V], q_halt, q_continue."""
+        """One segment. Returns the detached new state, logits [B, S, V], q_halt, q_continue.
+        `rows_per_slice` reasons over slices of that many rows (see `cpu_rows_per_slice`)."""
         x = self.embed(batch["inputs"], batch["puzzle_identifiers"])
-        rows = self.chunk_rows(x)
+        rows = x.shape[0] if rows_per_slice is None else max(1, rows_per_slice)
         if hook is not None or rows >= x.shape[0]:
             z_H, z_L = self.reason(z_H, z_L, x, hook)
         else:
@@ -249,6 +259,11 @@ class ACTModel(nn.Module):
     `q_target` says whether training computes the bootstrapped target for Q-continue (one extra
     no-gradient segment); `halt_on_q_halt_only` makes the halting rule `q_halt > 0` (TRM's
     no_ACT_continue) instead of `q_halt > q_continue`.
+
+    How a call runs is given by its arguments, never set on the model: `halt` (evaluation mode only),
+    `max_segments` (None: the config's `halt_max_steps`), `exploration` (training mode: the draws of
+    the exploration rule, so that any number of processes agree; None draws locally) and
+    `rows_per_slice` (see `cpu_rows_per_slice`).
     """
 
     def __init__(self, inner: RecursiveInner, q_target: bool = True, halt_on_q_halt_only: bool = False):
@@ -256,11 +271,6 @@ class ACTModel(nn.Module):
         self.inner = inner
         self.q_target = q_target
         self.halt_on_q_halt_only = halt_on_q_halt_only
-        # Ours: at inference, let the Q head stop a puzzle early (the reference always runs the maximum).
-        self.adaptive_halting = False
-        # Optional source of the exploration draws, fn(rows) -> (uniform [rows], min_steps [rows]);
-        # the trainer sets one that draws for the global batch so any number of processes agree.
-        self.exploration_noise: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def config(self) -> RecursiveConfig:
@@ -278,35 +288,46 @@ class ACTModel(nn.Module):
             current_data={k: torch.zeros_like(v) for k, v in batch.items()},
         )
 
-    def forward(self, carry: Carry, batch: Batch, hook: StepHook | None = None) -> tuple[Carry, Batch]:
+    def forward(
+        self,
+        carry: Carry,
+        batch: Batch,
+        hook: StepHook | None = None,
+        *,
+        halt: HaltMode = "max",
+        max_segments: int | None = None,
+        exploration: ExplorationDraw | None = None,
+        rows_per_slice: int | None = None,
+    ) -> tuple[Carry, Batch]:
         c = self.config
+        limit = c.halt_max_steps if max_segments is None else max_segments
         z_H, z_L = self.inner.reset(carry.halted, carry.z_H, carry.z_L)
         steps = torch.where(carry.halted, 0, carry.steps)
         data = {
             k: torch.where(carry.halted.view((-1,) + (1,) * (batch[k].ndim - 1)), batch[k], v)
             for k, v in carry.current_data.items()
         }
-        z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data, hook)
+        z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data, hook, rows_per_slice)
         outputs: Batch = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
 
         with torch.no_grad():
             steps = steps + 1
-            last = steps >= c.halt_max_steps
+            last = steps >= limit
             halted = last
-            adaptive = self.training or self.adaptive_halting
-            if adaptive and c.halt_max_steps > 1:
+            adaptive = self.training or halt == "adaptive"
+            if adaptive and limit > 1:
                 halted = halted | ((q_halt > 0) if self.halt_on_q_halt_only else (q_halt > q_continue))
-            if self.training and c.halt_max_steps > 1:
-                if self.exploration_noise is not None:
-                    uniform, draw = self.exploration_noise(steps.shape[0])
+            if self.training and limit > 1:
+                if exploration is not None:
+                    uniform, draw = exploration(steps.shape[0])
                     uniform, draw = uniform.to(q_halt.device), draw.to(steps.device, steps.dtype)
                 else:
                     uniform = torch.rand_like(q_halt)
-                    draw = torch.randint_like(steps, low=2, high=c.halt_max_steps + 1)
+                    draw = torch.randint_like(steps, low=2, high=limit + 1)
                 min_steps = (uniform < c.halt_exploration_prob) * draw
                 halted = halted & (steps >= min_steps)
                 if self.q_target:
-                    _, _, _, next_halt, next_continue = self.inner(z_H, z_L, data)
+                    _, _, _, next_halt, next_continue = self.inner(z_H, z_L, data, None, rows_per_slice)
                     outputs["target_q_continue"] = torch.sigmoid(
                         torch.where(last, next_halt, torch.maximum(next_halt, next_continue))
                     )
