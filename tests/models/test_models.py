@@ -5,10 +5,10 @@ import torch
 
 from hrm.errors import CheckpointError, ConfigError
 from hrm.models import (
-    cpu_rows_per_slice,
     ACTLossHead,
     build_model,
     count_parameters,
+    cpu_rows_per_slice,
     load_weights,
     make_config,
 )
