@@ -13,8 +13,8 @@ import time
 import torch
 
 from common import model_config, save, sync, table
-from hrm.evaluate import _eval_batch
-from hrm.models import ACTLossHead, build_model
+from hrm.inference import run_until_halted
+from hrm.models import act_metrics, build_model
 
 
 def _batch(size: int, seq: int, vocab: int, device, data: str | None):
@@ -34,16 +34,19 @@ def _batch(size: int, seq: int, vocab: int, device, data: str | None):
     }
 
 
-def timed(head, batch, device, repeats):
-    times, segments = [], 0.0
+def timed(model, batch, halt, device, repeats):
+    """Median seconds of `run_until_halted` (as `hrm eval` and `hrm solve` run it), mean segments and
+    the ACT metrics of the last repeat."""
+    times = []
     for _ in range(repeats):
         sync(device)
         start = time.perf_counter()
-        metrics, out = _eval_batch(head, batch)
+        out = run_until_halted(model, batch, halt=halt)
         sync(device)
         times.append(time.perf_counter() - start)
-        segments = out["steps"].float().mean().item()
-    return sorted(times)[len(times) // 2], segments, metrics
+    everyone = torch.ones_like(out.steps, dtype=torch.bool)
+    metrics = act_metrics(batch["labels"], out.preds, out.q_halt, out.steps, everyone)
+    return sorted(times)[len(times) // 2], out.steps.float().mean().item(), metrics
 
 
 def main() -> None:
@@ -62,22 +65,16 @@ def main() -> None:
         from hrm.checkpoint import load_model
 
         loaded = load_model(args.model, device=device)
-        model, loss_type, name = loaded.model, loaded.card.loss_type, args.model
+        model, name = loaded.model, args.model
     else:
         torch.manual_seed(0)
-        model, loss_type, name = (
-            build_model("hrm", model_config(args.config)).to(device),
-            "softmax_cross_entropy",
-            args.config,
-        )
-    head = ACTLossHead(model, loss_type).eval()
+        model, name = build_model("hrm", model_config(args.config)).to(device), args.config
     cfg = model.config
     rows = []
     for halt in ("max", "adaptive"):
-        model.adaptive_halting = halt == "adaptive"
         for size in (1, args.batch):
             batch = _batch(size, cfg.seq_len, cfg.vocab_size, device, args.data)
-            seconds, segments, metrics = timed(head, batch, device, args.repeats)
+            seconds, segments, metrics = timed(model, batch, halt, device, args.repeats)
             count = max(float(metrics["count"]), 1.0)
             rows.append(
                 {

@@ -1,4 +1,5 @@
-"""hrm.solve and `hrm solve`: parsing, rule checks, halting, batching, traces, ARC voting, CLI errors.
+"""hrm.inference and `hrm solve` (with the tasks' parsing and rule checks): halting, batching, traces,
+ARC voting, CLI errors.
 
 Models here are tiny and random; where a test needs a known answer or a known halting decision it
 replaces the output head (`lm_head`) or the Q head by a fixed module.
@@ -17,22 +18,17 @@ from hrm.checkpoint import ModelCard, load_model, save_checkpoint
 from hrm.data import maze as maze_data
 from hrm.data import sudoku as sudoku_data
 from hrm.errors import CheckpointError, DataError, HRMError
+from hrm.inference import solve, solve_many, validate_trace, write_trace
 from hrm.models import build_model
-from hrm.solve import (
-    arc_views,
-    check_maze,
-    check_sudoku,
-    detect_kind,
-    format_sudoku,
-    parse_arc,
-    parse_maze,
-    parse_sudoku,
-    solve,
-    solve_many,
-    validate_trace,
-    write_trace,
-)
 from hrm.solve_cli import read_puzzle_file
+from hrm.tasks import Encoding, RowAnswers, task_for, task_named
+from hrm.tasks.arc import arc_views
+from hrm.tasks.sudoku import check_sudoku, format_sudoku, sudoku_views
+
+parse_sudoku = task_named("sudoku").parse
+parse_maze = task_named("maze").parse
+parse_arc = task_named("arc").parse
+check_maze = maze_data.check_maze_pair
 
 SUDOKU4 = "1...|..2.\n.3..|...4"  # separators and newlines are ignored
 PUZZLE4 = "....32....21...."
@@ -98,7 +94,7 @@ def force_halt(model, halt: bool) -> None:
 
 
 def solution_of(puzzle: str) -> np.ndarray:
-    cells = parse_sudoku(puzzle).cells
+    cells = parse_sudoku(puzzle).payload
     result = sudoku_data.solve(cells.reshape(-1), limit=2)
     assert result.unique
     return result.solution.reshape(cells.shape)
@@ -125,7 +121,7 @@ def hrm_cli():
 def test_sudoku_parsing_ignores_separators():
     pretty = ". . | . .\n3 2 | . .\n----+----\n. . | 2 1\n. . | . ."
     assert parse_sudoku(pretty).text == parse_sudoku(PUZZLE4).text == PUZZLE4
-    assert parse_sudoku("0" * 81).cells.shape == (9, 9)
+    assert parse_sudoku("0" * 81).payload.shape == (9, 9)
     assert format_sudoku(solution_of(PUZZLE4)).splitlines()[2] == "----+----"
 
 
@@ -166,14 +162,14 @@ def test_maze_parsing_accepts_one_line_and_stripped_rows():
 
 
 def test_detect_kind():
-    assert detect_kind(PUZZLE4) == "sudoku"
-    assert detect_kind(MAZE5) == "maze"
-    assert detect_kind({"train": [], "test": []}) == "arc"
-    assert detect_kind("task.json") == "arc"
+    assert task_for(PUZZLE4).name == "sudoku"
+    assert task_for(MAZE5).name == "maze"
+    assert task_for({"train": [], "test": []}).name == "arc"
+    assert task_for("", suffix=".json").name == "arc"
 
 
 def test_sudoku_rule_check():
-    puzzle = parse_sudoku(PUZZLE4).cells
+    puzzle = parse_sudoku(PUZZLE4).payload
     solution = solution_of(PUZZLE4)
     assert check_sudoku(puzzle, solution) is None
     swapped = solution.copy()
@@ -186,7 +182,7 @@ def test_sudoku_rule_check():
     empty[3, 2] = 0
     assert check_sudoku(puzzle, empty) == "cell r4c3 holds no digit 1-4"
     # A valid grid that disagrees with the givens of another puzzle.
-    other = parse_sudoku("2" + "." * 15).cells
+    other = parse_sudoku("2" + "." * 15).payload
     assert "was changed" in check_sudoku(other, solution)
     # Agreement with the data module's checker on random grids.
     rng = np.random.default_rng(0)
@@ -199,7 +195,7 @@ def test_sudoku_rule_check():
 
 
 def test_maze_rule_check():
-    question = parse_maze(MAZE5).cells
+    question = parse_maze(MAZE5).payload
     answer = maze_data.solve_maze(question)
     assert check_maze(question, answer) is None
     longer = maze_data.encode_maze("#####\n#S  #\n#o# #\n#ooG#\n#####".replace("\n", ""), 5)
@@ -241,7 +237,7 @@ def test_forced_true_answer_is_valid_and_wrong_one_is_not():
 
 def test_maze_solve_forced_path():
     model = tiny(seq_len=25)
-    question = parse_maze(MAZE5).cells
+    question = parse_maze(MAZE5).payload
     answer = maze_data.solve_maze(question)
     model.inner.lm_head = FixedHead(answer.reshape(-1), 6)
     sol = solve(model, MAZE5, halt="max")
@@ -356,7 +352,7 @@ def test_trace_follows_schema_and_config(name, fields, pattern, tmp_path):
     assert trace["final"]["answer"] == sol.answer and trace["final"]["segments"] == sol.segments
     steps = model.config.halt_max_steps * len(pattern)
     assert len(trace["pca"]["z_H"]) == len(trace["pca"]["z_L"]) == len(trace["pca"]["steps"]) == steps
-    out = write_trace(sol, tmp_path / "trace.json")
+    out = write_trace(sol.trace, tmp_path / "trace.json")
     assert json.loads(out.read_text()) == trace
     assert [p.name for p in tmp_path.iterdir()] == ["trace.json"]  # no temporary file left
 
@@ -367,7 +363,7 @@ def test_trace_residuals_are_over_puzzle_cells():
     model.eval()
     with torch.no_grad():
         batch = {
-            "inputs": torch.from_numpy(parse_sudoku(PUZZLE4).cells.reshape(1, -1).astype(np.int32) + 1),
+            "inputs": torch.from_numpy(parse_sudoku(PUZZLE4).payload.reshape(1, -1).astype(np.int32) + 1),
             "puzzle_identifiers": torch.zeros(1, dtype=torch.int32),
         }
         carry = model.initial_carry(batch)
@@ -450,9 +446,9 @@ def test_arc_known_task_uses_its_identifiers(tmp_path):
     names = ["<blank>", "abc", "abc|||t1|||0123456789", "other"]
     task_file = tmp_path / "abc.json"
     task_file.write_text(json.dumps(arc_task(None)))
-    views = arc_views(parse_arc(task_file).task, names)
+    views = arc_views(parse_arc(task_file.read_text(), task_id="abc").payload, names)
     assert views == [("abc", 1), ("abc|||t1|||0123456789", 2)]
-    assert arc_views(parse_arc(arc_task(None)).task, names)[0] == ("task", 0)
+    assert arc_views(parse_arc(arc_task(None)).payload, names)[0] == ("task", 0)
     torch.manual_seed(0)
     model = build_model("hrm", dict(ARC_TINY, puzzle_emb_ndim=16, num_puzzle_identifiers=4))
     force_halt(model, True)
@@ -493,12 +489,10 @@ def test_cli_file_of_puzzles(hrm_cli, checkpoint, capsys, tmp_path):
 
 
 def test_sudoku_views_prefer_a_rule_satisfying_answer_then_the_majority():
-    from hrm.solve import _Job, _RowResults, _vote_sudoku_views, sudoku_views
-
     puzzle = parse_sudoku(PUZZLE4)
     truth = solution_of(PUZZLE4).reshape(-1)
-    rows, augs = sudoku_views(puzzle.cells, 5, seed=3)
-    assert np.array_equal(rows[0], puzzle.cells.reshape(-1))
+    rows, augs = sudoku_views(puzzle.payload, 5, seed=3)
+    assert np.array_equal(rows[0], puzzle.payload.reshape(-1))
     for k in range(1, 5):  # each view is a puzzle whose solution is the transformed truth
         view_truth = sudoku_data.apply_augmentations(truth, augs[k - 1 : k])[0]
         assert check_sudoku(rows[k], view_truth) is None
@@ -510,14 +504,9 @@ def test_sudoku_views_prefer_a_rule_satisfying_answer_then_the_majority():
     ]
 
     def vote(grids):
-        res = _RowResults(
-            preds=np.stack(grids) + 1,
-            q_halt=np.zeros(5),
-            q_continue=np.zeros(5),
-            steps=np.ones(5, np.int64),
-            seconds=np.zeros(5),
-        )
-        return _vote_sudoku_views(puzzle, _Job(puzzle, 0, 5, sudoku_augs=augs), res)
+        rows_answers = RowAnswers(preds=np.stack(grids) + 1, q_halt=np.zeros(5), steps=np.ones(5, np.int64))
+        ans = task_named("sudoku").answer(puzzle, Encoding(rows + 1, np.zeros(5), augs), rows_answers)
+        return ans.grid, ans.valid, ans.reason, ans.q_halt, ans.agreement
 
     answer, valid, reason, _, agree = vote(in_frame)
     assert valid and reason is None and agree == 2 and np.array_equal(np.ravel(answer), truth)
@@ -580,11 +569,9 @@ def test_cli_model_errors_are_one_line(hrm_cli, checkpoint, capsys):
 
 
 def test_a_maze_row_of_open_cells_is_kept():
-    from hrm.solve import parse_maze
-
     text = "     \n#S#G#\n# # #\n#   #\n#####\n"
     puzzle = parse_maze(text)
-    assert puzzle.cells.reshape(5, 5)[0].tolist() == [2] * 5
+    assert puzzle.payload.reshape(5, 5)[0].tolist() == [2] * 5
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,18 +8,17 @@ solution = hrm.solve(model, puzzle, trace=True)  # answer, rule check, segments,
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Heavy names (they import torch) resolve on first use, so `import hrm` and `hrm --help` stay fast.
+# The public API. Its names import torch, so they resolve on first use: the `hrm` command imports this
+# package, and `hrm --help` must stay fast. This map is the package's only deferred import.
 _LAZY = {
     "load_model": "hrm.checkpoint",
-    "solve": "hrm.solve",
-    "solve_many": "hrm.solve",
-    "Solution": "hrm.solve",
+    "solve": "hrm.inference",
+    "solve_many": "hrm.inference",
+    "Solution": "hrm.inference",
     "build_model": "hrm.models",
     "ACTLossHead": "hrm.models",
     "HRMConfig": "hrm.models",
@@ -33,25 +32,9 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.checkpoint import load_model
     from hrm.config import TrainConfig, load_config
+    from hrm.inference import Solution, solve, solve_many
     from hrm.models import ACTLossHead, HRMConfig, TransformerConfig, TRMConfig, build_model
-    from hrm.solve import Solution, solve, solve_many
     from hrm.train import train
-
-
-class _Package(types.ModuleType):
-    """`hrm.solve` and `hrm.train` are functions that live in modules of the same name. Importing such a
-    module makes Python set it as an attribute of this package, which would hide the function; the
-    package keeps the function instead (the module stays importable through ``from hrm.solve import``
-    and ``importlib.import_module``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_SHADOWED = {"solve", "train"}
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -291,3 +291,17 @@ def export_model(
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+def run_data_path(model_path: str) -> str | None:
+    """The data_path of the run a checkpoint belongs to, if it has one."""
+    p = Path(model_path)
+    for candidate in (p, *list(p.parents)[:4]):
+        cfg = candidate / "config.yaml"
+        if cfg.is_file():
+            try:
+                data = yaml.safe_load(cfg.read_text()) or {}
+            except yaml.YAMLError:
+                return None
+            return data.get("eval_data_path") or data.get("data_path")
+    return None

@@ -35,7 +35,7 @@ def run_demo(
     from hrm.checkpoint import load_model
     from hrm.config import load_config
     from hrm.data.sudoku import build_sudoku_dataset, generate_sudoku
-    from hrm.solve import solve
+    from hrm.inference import solve
     from hrm.train import train
 
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def _indent(text: str, n: int) -> str:
 
 def _segments_text(trace: dict[str, Any], per_row: int = 4) -> str:
     """Each segment's grid, side by side, headed by its number, Q-halt logit and how many cells changed."""
-    from hrm.solve import format_sudoku
+    from hrm.tasks.sudoku import format_sudoku
 
     blocks, previous = [], None
     for segment in trace["segments"]:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from hrm import distributed
-from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode
+from hrm.inference.runner import run_until_halted
+from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode, act_metrics
 
 
 @dataclass
@@ -26,7 +27,6 @@ class EvalResult:
     predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-@torch.no_grad()
 def evaluate(
     head: ACTLossHead,
     dataset: Any,
@@ -35,10 +35,12 @@ def evaluate(
     collect: bool = False,
     halt: HaltMode = "max",
 ) -> EvalResult:
+    """Run every test batch through `run_until_halted`; each row counts once, with the answer of the
+    segment where it halted (see `act_metrics`), and the losses of those answers (with `halt="max"`
+    the last segment's, as the reference reports them). Sums are reduced over processes."""
     info = info or distributed.DistInfo()
     head.eval()
     device = info.device
-    sums: dict[str, dict[str, float]] = {}
     collected: dict[str, dict[str, list[np.ndarray]]] = {}
     sets = list(dataset.metadata.sets)
     keys = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "q_halt_loss")
@@ -47,24 +49,30 @@ def evaluate(
         if max_batches is not None and index >= max_batches:
             break
         batch = {k: v.to(device) for k, v in batch.items()}
-        metrics, out = _eval_batch(head, batch, halt)
-        row = sets.index(set_name)
-        local[row] += torch.tensor(
-            [float(metrics.get(k, 0.0)) for k in keys], dtype=torch.float64, device=device
-        )
+        out = run_until_halted(head.model, batch, halt=halt)
+        labels = batch["labels"]
+        with torch.no_grad():
+            metrics = act_metrics(
+                labels, out.preds, out.q_halt, out.steps, torch.ones_like(out.steps, dtype=torch.bool)
+            )
+            metrics["lm_loss"], metrics["q_halt_loss"] = head.losses(
+                out.logits, labels, out.q_halt, out.preds
+            )
+        local[sets.index(set_name)] += torch.stack([metrics[k].to(torch.float64) for k in keys])
         if collect:
-            keep = (batch["labels"] != IGNORE_LABEL_ID).any(-1) | (batch["inputs"] != 0).any(-1)
+            keep = (labels != IGNORE_LABEL_ID).any(-1) | (batch["inputs"] != 0).any(-1)
             store = collected.setdefault(set_name, {})
             for name, tensor in (
                 ("puzzle_identifiers", batch["puzzle_identifiers"]),
                 ("inputs", batch["inputs"]),
-                ("labels", batch["labels"]),
-                ("preds", out["preds"]),
-                ("q_halt_logits", out["q_halt_logits"]),
-                ("steps", out["steps"]),
+                ("labels", labels),
+                ("preds", out.preds),
+                ("q_halt_logits", out.q_halt),
+                ("steps", out.steps),
             ):
                 store.setdefault(name, []).append(tensor[keep].cpu().numpy())
     total = distributed.reduce_sum(local, info).cpu()
+    sums: dict[str, dict[str, float]] = {}
     for row, set_name in enumerate(sets):
         values = dict(zip(keys, total[row].tolist()))
         count = values.pop("count")
@@ -74,72 +82,6 @@ def evaluate(
         sums[set_name]["count"] = count
     predictions = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in collected.items()}
     return EvalResult(metrics=sums, predictions=predictions)
-
-
-def _eval_batch(head: ACTLossHead, batch: dict[str, torch.Tensor], halt: HaltMode = "max"):
-    """All segments for one batch. Each row counts once, with the answer of the segment where it
-    halted; the losses are those of the last call, as the reference reports them."""
-    carry = head.initial_carry(batch)
-    done = torch.zeros_like(carry.halted)
-    preds = q_halt = steps = None
-    totals: dict[str, torch.Tensor] = {}
-    metrics: dict[str, torch.Tensor] = {}
-    for _ in range(head.model.config.halt_max_steps):
-        step = head(carry, batch, halt=halt)
-        carry, metrics, outputs = step.carry, step.metrics, step.outputs
-        newly = carry.halted & ~done
-        if preds is None:
-            preds = outputs["preds"].clone()
-            q_halt = outputs["q_halt_logits"].clone()
-            steps = carry.steps.clone()
-        else:
-            preds[newly] = outputs["preds"][newly]
-            q_halt[newly] = outputs["q_halt_logits"][newly]
-            steps[newly] = carry.steps[newly]
-        for k, v in _row_metrics(carry, outputs, newly).items():
-            totals[k] = totals.get(k, 0) + v
-        done |= carry.halted
-        if bool(done.all()):
-            break
-        # Rows that halted early (adaptive halting) must not restart on the next call.
-        carry.halted = torch.zeros_like(carry.halted)
-    totals["lm_loss"] = metrics["lm_loss"]
-    totals["q_halt_loss"] = metrics["q_halt_loss"]
-    return totals, {"preds": preds, "q_halt_logits": q_halt, "steps": steps}
-
-
-def _row_metrics(carry, outputs, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The loss head's metrics, counted over `rows` only."""
-    labels = carry.current_data["labels"]
-    mask = labels != IGNORE_LABEL_ID
-    counts = mask.sum(-1)
-    correct = mask & (outputs["preds"] == labels)
-    seq_correct = correct.sum(-1) == counts
-    valid = rows & (counts > 0)
-    divisor = counts.clamp_min(1)
-    return {
-        "count": valid.sum(),
-        "accuracy": torch.where(valid, correct.sum(-1) / divisor, 0).sum(),
-        "exact_accuracy": (valid & seq_correct).sum(),
-        "q_halt_accuracy": (valid & ((outputs["q_halt_logits"] >= 0) == seq_correct)).sum(),
-        "steps": torch.where(valid, carry.steps, 0).sum(),
-    }
-
-
-def _run_data_path(model_path: str) -> str | None:
-    """The data_path of the run a checkpoint belongs to, if it has one."""
-    import yaml
-
-    p = Path(model_path)
-    for candidate in (p, *list(p.parents)[:4]):
-        cfg = candidate / "config.yaml"
-        if cfg.is_file():
-            try:
-                data = yaml.safe_load(cfg.read_text()) or {}
-            except yaml.YAMLError:
-                return None
-            return data.get("eval_data_path") or data.get("data_path")
-    return None
 
 
 def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
@@ -167,7 +109,7 @@ def evaluate_cli(
     import json
     import time
 
-    from hrm.checkpoint import load_model
+    from hrm.checkpoint import load_model, run_data_path
     from hrm.data.format import PuzzleDataset, load_metadata
     from hrm.errors import ConfigError
 
@@ -175,7 +117,7 @@ def evaluate_cli(
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     info = distributed.DistInfo(device=distributed.pick_device(device))
     loaded = load_model(model_path, device=info.device, use_ema=use_ema, data_path=data)
-    data = data or _run_data_path(str(loaded.source))
+    data = data or run_data_path(str(loaded.source))
     if data is None:
         raise ConfigError(f"{model_path}: no dataset known for it; pass --data DIR")
     if not (Path(data) / "test" / "dataset.json").exists():

@@ -109,22 +109,16 @@ def read_puzzle_file(path: str | Path) -> list[tuple[str, Any]]:
     """(name, puzzle) pairs of a file: an ARC task JSON (or a Kaggle challenges JSON of many tasks),
     a CSV with a 'question' column, or one puzzle per line ('#' comment lines and blank lines skipped)."""
     from hrm.errors import DataError
-    from hrm.solve import _read_text
+    from hrm.inference.solve import read_text
+    from hrm.tasks import task_for
 
     path = Path(path)
     if path.is_dir():
         raise DataError(f"--file {path}: is a directory, not a puzzle file")
-    text = _read_text(path)
-    if path.suffix == ".json" or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
-        if isinstance(data, dict) and "test" in data:
-            return [(str(path), data)]
-        if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-            return [(f"{path} task {key}", (key, value)) for key, value in data.items()]
-        raise DataError(f"{path}: neither an ARC task (train/test) nor a JSON object of tasks keyed by id")
+    text = read_text(path)
+    collection = task_for(text, suffix=path.suffix).read_collection(text, str(path))
+    if collection is not None:
+        return list(collection)
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -172,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from hrm.checkpoint import load_model
     from hrm.distributed import pick_device
     from hrm.errors import ConfigError
-    from hrm.solve import parse_arc, solve_many, write_trace
+    from hrm.inference import solve_many, write_trace
 
     if (args.puzzle is None) == (args.file is None):
         raise ConfigError("give one puzzle (PUZZLE) or a file of puzzles (--file FILE), not both or neither")
@@ -193,8 +187,6 @@ def run(args: argparse.Namespace) -> int:
     names: list[str] = []
     puzzles: list[Any] = []
     for name, puzzle in entries:
-        if isinstance(puzzle, tuple):  # a task of a Kaggle challenges file: (id, task)
-            puzzle = parse_arc(puzzle[1], name, task_id=puzzle[0])
         names.append(name or "")
         puzzles.append(puzzle)
 
@@ -208,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         trace=bool(args.trace),
         kind=args.kind,
         batch_size=args.batch_size,
-        names=[n or None for n in names],  # type: ignore[misc]
+        names=[n or None for n in names],
         identifiers=args.identifiers,
         arc_colour_perms=args.colour_perms,
         arc_max_views=args.max_views,
@@ -216,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         segments=args.segments,
     )
     if args.trace:
-        write_trace(solutions[0], args.trace)
+        write_trace(solutions[0].trace, args.trace)
     checked = [s for s in solutions if s.valid is not None]
     valid = sum(bool(s.valid) for s in checked)
     if args.json:
@@ -243,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         print(s.summary())
     else:
         for s in solutions:
-            answer = s.format() if s.kind != "sudoku" else "".join(str(d) for row in s.answer for d in row)
+            answer = s.format_line()
             if "\n" in answer:
                 print(f"{s.name}: {s.verdict()}; segments {s.segments}; confidence {s.confidence:.3f}")
                 print(answer)

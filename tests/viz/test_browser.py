@@ -451,11 +451,11 @@ def test_exported_pages_open_without_a_server(page, tmp_path, workdir):
     import torch
 
     from hrm.checkpoint import load_model
-    from hrm.solve import solve, write_trace
+    from hrm.inference import solve, write_trace
     from hrm.viz.export import annotate, export_html, render_html
 
     sudoku = solve(load_model(workdir["sudoku"]), PUZZLE4, trace=True, halt="max")
-    write_trace(sudoku, tmp_path / "sudoku.json")
+    write_trace(sudoku.trace, tmp_path / "sudoku.json")
     export_html(tmp_path / "sudoku.json", tmp_path / "sudoku.html")
     page.route(
         "**/*", lambda route: route.abort() if route.request.url.startswith("http") else route.continue_()

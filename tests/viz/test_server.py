@@ -24,6 +24,7 @@ from viz_models import save_tiny, tiny_config
 
 from hrm import cli as hrm_cli
 from hrm.errors import HRMError
+from hrm.tasks import task_named
 from hrm.viz import cli as viz_cli
 from hrm.viz import export, server
 from hrm.viz.server import MAX_BODY_BYTES, MetricsTail, create_app
@@ -334,7 +335,7 @@ def test_solve_sudoku_with_trace(client):
     assert len(ann["checks"]) == 3 and all(set(c) == {"valid", "reason"} for c in ann["checks"])
     assert out["solution"]["segments"] == 3
     jsonschema = pytest.importorskip("jsonschema")
-    from hrm.solve import trace_schema
+    from hrm.inference import trace_schema
 
     jsonschema.validate(trace, trace_schema())
     again = client.get(f"/api/trace/{out['id']}")
@@ -579,8 +580,9 @@ def test_annotations_check_every_segment():
     assert ann["expected"] == solution
     assert [c["valid"] for c in ann["checks"]] == [False, True]
     maze = [list(r) for r in MAZE7.split("\n")]
-    path = export.solver_expected("maze", maze)[0]
-    assert export.check_answer("maze", maze, path, path) == {"valid": True, "reason": None}
-    assert export.check_answer("maze", maze, [["?"] * 7] * 7, path)["valid"] is False
-    assert export.check_answer("arc", [[1]], [[1, 2]], [[1]])["reason"].startswith("the answer is 1x2")
-    assert export.check_answer("arc", [[1]], [[1]], None) == {"valid": None, "reason": None}
+    maze_task, arc = task_named("maze"), task_named("arc")
+    path = maze_task.solver_answer(maze)[0]
+    assert maze_task.check_grid(maze, path, path) == {"valid": True, "reason": None}
+    assert maze_task.check_grid(maze, [["?"] * 7] * 7, path)["valid"] is False
+    assert arc.check_grid([[1]], [[1, 2]], [[1]])["reason"].startswith("the answer is 1x2")
+    assert arc.check_grid([[1]], [[1]], None) == {"valid": None, "reason": None}

@@ -27,6 +27,7 @@ from hrm.models.recursive import (
     HaltMode,
     RecursiveConfig,
     RecursiveInner,
+    StepHook,
     cpu_rows_per_slice,
 )
 from hrm.models.transformer import TransformerConfig, TransformerInner
@@ -177,6 +178,7 @@ __all__ = [
     "HRMConfig",
     "HaltMode",
     "RecursiveConfig",
+    "StepHook",
     "TRMConfig",
     "TransformerConfig",
     "act_metrics",

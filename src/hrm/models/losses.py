@@ -96,6 +96,26 @@ class ACTLossHead(nn.Module):
     def initial_carry(self, batch: Batch) -> Carry:
         return self.model.initial_carry(batch)
 
+    def losses(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        q_halt: torch.Tensor,
+        preds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token loss, Q-halt loss), each summed over rows: a row's token loss is averaged over its
+        labelled positions; Q-halt learns whether the row's answer is exactly right."""
+        with torch.no_grad():
+            preds = logits.argmax(-1) if preds is None else preds
+            mask = labels != IGNORE_LABEL_ID
+            counts = mask.sum(-1)
+            seq_correct = (mask & (preds == labels)).sum(-1) == counts
+        lm_loss = (self.loss_fn(logits, labels, IGNORE_LABEL_ID) / counts.clamp_min(1).unsqueeze(-1)).sum()
+        q_halt_loss = F.binary_cross_entropy_with_logits(
+            q_halt, seq_correct.to(q_halt.dtype), reduction="sum"
+        )
+        return lm_loss, q_halt_loss
+
     def forward(
         self,
         carry: Carry,
@@ -121,14 +141,8 @@ class ACTLossHead(nn.Module):
         q_halt = outputs["q_halt_logits"]
         with torch.no_grad():
             preds = logits.detach().argmax(-1)
-            mask = labels != IGNORE_LABEL_ID
-            divisor = mask.sum(-1).clamp_min(1).unsqueeze(-1)
-            seq_correct = (mask & (preds == labels)).sum(-1) == mask.sum(-1)
             metrics = act_metrics(labels, preds, q_halt, carry.steps, carry.halted)
-        lm_loss = (self.loss_fn(logits, labels, IGNORE_LABEL_ID) / divisor).sum()
-        q_halt_loss = F.binary_cross_entropy_with_logits(
-            q_halt, seq_correct.to(q_halt.dtype), reduction="sum"
-        )
+        lm_loss, q_halt_loss = self.losses(logits, labels, q_halt, preds)
         metrics["lm_loss"] = lm_loss.detach()
         metrics["q_halt_loss"] = q_halt_loss.detach()
         loss = lm_loss + 0.5 * q_halt_loss

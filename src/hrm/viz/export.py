@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hrm.errors import DataError, HRMError
+from hrm.tasks import KINDS, Grid, task_named
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -31,8 +30,6 @@ STYLE_TAG = '<link rel="stylesheet" href="/static/style.css">'
 SCRIPT_TAG = '<script src="/static/app.js" defer></script>'
 MAX_TRACE_BYTES = 256 * 1024 * 1024
 
-Grid = list[list[Any]]
-
 
 def read_static(name: str) -> str:
     """One of the page's own files (index.html, app.js, style.css)."""
@@ -41,100 +38,16 @@ def read_static(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
 
-# --------------------------------------------------------------------------------------------------
-# Expected answers and rule checks
-# --------------------------------------------------------------------------------------------------
-
-
-def _maze_tokens(grid: Grid) -> np.ndarray | None:
-    """Token ids of a maze grid of characters; None when a cell is not a maze character ('?' = PAD)."""
-    from hrm.data import maze as maze_data
-
-    n = len(grid)
-    flat = "".join(str(ch) for row in grid for ch in row)
-    if n == 0 or len(flat) != n * n:
-        return None
-    try:
-        return maze_data.encode_maze(flat, n)
-    except ValueError:
-        return None
-
-
-def _maze_grid(tokens: np.ndarray) -> Grid:
-    from hrm.data import maze as maze_data
-
-    n = tokens.shape[0]
-    text = maze_data.decode_maze(tokens)
-    return [list(text[i : i + n]) for i in range(0, n * n, n)]
-
-
-def solver_expected(kind: str, puzzle_grid: Grid) -> tuple[Grid | None, str | None]:
-    """The exact answer of a Sudoku (the solver's; the first of several when it is not unique) or
-    maze (one shortest path), with a word on where it came from; (None, None) for ARC."""
-    if kind == "sudoku":
-        from hrm.data import sudoku as sudoku_data
-
-        cells = np.asarray(puzzle_grid, dtype=np.uint8)
-        n = cells.shape[0] if cells.ndim == 2 else 0
-        if n not in sudoku_data.SIZES or cells.shape != (n, n):
-            return None, None
-        result = sudoku_data.solve(cells.reshape(-1), limit=2, size=n)
-        if result.solution is None:
-            return None, "the solver found no solution"
-        source = "solver" if result.unique else "solver (one of several solutions)"
-        return result.solution.reshape(n, n).astype(int).tolist(), source
-    if kind == "maze":
-        from hrm.data import maze as maze_data
-
-        tokens = _maze_tokens(puzzle_grid)
-        if tokens is None:
-            return None, None
-        tokens = np.where(tokens == maze_data.PATH, maze_data.OPEN, tokens).astype(np.uint8)
-        try:
-            return _maze_grid(maze_data.solve_maze(tokens)), "solver (a shortest path)"
-        except ValueError:
-            return None, "G cannot be reached from S"
-    return None, None
-
-
-def check_answer(kind: str, puzzle_grid: Grid, answer: Grid, expected: Grid | None) -> dict[str, Any]:
-    """{"valid": bool | None, "reason": str | None} for one answer: the rules for Sudoku and maze
-    (any valid solution counts, not only the expected one), equality with `expected` for ARC."""
-    from hrm.solve import check_maze, check_sudoku
-
-    if kind == "sudoku":
-        reason = check_sudoku(np.asarray(puzzle_grid), np.asarray(answer))
-        return {"valid": reason is None, "reason": reason}
-    if kind == "maze":
-        question, tokens = _maze_tokens(puzzle_grid), _maze_tokens(answer)
-        if question is None:
-            return {"valid": None, "reason": "the puzzle is not a maze"}
-        if tokens is None:
-            return {"valid": False, "reason": "the answer holds cells that are not maze characters"}
-        reason = check_maze(question, tokens)
-        return {"valid": reason is None, "reason": reason}
-    if expected is None:
-        return {"valid": None, "reason": None}
-    if answer == expected:
-        return {"valid": True, "reason": None}
-    shape = f"{len(answer)}x{len(answer[0]) if answer else 0}"
-    want = f"{len(expected)}x{len(expected[0]) if expected else 0}"
-    if shape != want:
-        return {"valid": False, "reason": f"the answer is {shape} but the expected output is {want}"}
-    wrong = sum(a != e for ra, re in zip(answer, expected) for a, e in zip(ra, re))
-    return {"valid": False, "reason": f"{wrong} cell(s) differ from the expected output"}
-
-
 def annotate(
     trace: dict[str, Any], expected: Grid | None = None, expected_source: str | None = None
 ) -> dict[str, Any]:
     """What the page needs beside a trace: the expected answer (given, e.g. a dataset label, or from
-    the solver) and the rule check of every segment's answer."""
-    kind = trace["kind"]
+    the task's exact solver) and the rule check of every segment's answer."""
+    task = task_named(trace["kind"])
     grid = trace["puzzle"]["grid"]
     if expected is None:
-        expected, expected_source = solver_expected(kind, grid)
-    checks = [check_answer(kind, grid, seg["answer"], expected) for seg in trace["segments"]]
+        expected, expected_source = task.solver_answer(grid)
+    checks = [task.check_grid(grid, seg["answer"], expected) for seg in trace["segments"]]
     return {"expected": expected, "expected_source": expected_source, "checks": checks}
 
 
@@ -145,7 +58,7 @@ def annotate(
 
 def check_trace(trace: Any, origin: str = "the trace") -> dict[str, Any]:
     """Raise DataError when `trace` lacks what the page draws (schema 1.x); the full schema check is
-    `hrm.solve.validate_trace` (needs jsonschema)."""
+    `hrm.inference.validate_trace` (needs jsonschema)."""
     if not isinstance(trace, dict):
         raise DataError(f"{origin}: is not a JSON object")
     version = trace.get("schema_version")
@@ -154,7 +67,7 @@ def check_trace(trace: Any, origin: str = "the trace") -> dict[str, Any]:
     for key in ("model", "kind", "puzzle", "segments", "final"):
         if key not in trace:
             raise DataError(f"{origin}: missing {key!r}")
-    if trace["kind"] not in ("sudoku", "maze", "arc"):
+    if trace["kind"] not in KINDS:
         raise DataError(f"{origin}: unknown kind {trace['kind']!r}")
     segments = trace["segments"]
     if not isinstance(segments, list) or not segments:

@@ -10,7 +10,7 @@ API (all JSON):
     GET  /api/info                          model, run and dataset summaries, limits
     POST /api/solve                         {"kind", "puzzle" | "example": {"split", "index"}, "halt"}
     GET  /api/trace/{id}                    a trace solved earlier in this session
-    POST /api/generate                      {"kind": "sudoku"|"maze", "size", "difficulty"}
+    POST /api/generate                      {"kind" (a kind that generates), "size", "difficulty"}
     GET  /api/run                           the run's config and checkpoints
     GET  /api/run/metrics?since=N&gen=G     metrics.jsonl records from N on
     GET  /api/dataset                       the dataset's splits and metadata
@@ -43,13 +43,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hrm.errors import DataError, HRMError
+from hrm.tasks import KINDS, TASKS, Puzzle, Task, task_for, task_for_shape, task_named
 from hrm.viz.export import STATIC_FILES, annotate, read_static
 
 log = logging.getLogger("hrm.viz")
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_GRID = 30  # ARC and maze grids: at most 30x30
-SUDOKU_SIZES = (4, 6, 9)
+MAX_GRID = 30  # generated grids: at most 30x30
 MAX_ARC_PAIRS = 16
 MAX_TRACES = 16
 MAX_PER_PAGE = 48
@@ -96,8 +96,14 @@ class ExampleRef(_Strict):
     index: int = Field(ge=0, le=2**40)
 
 
+def _known_kind(kind: str | None) -> str | None:
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return kind
+
+
 class SolveRequest(_Strict):
-    kind: Literal["sudoku", "maze", "arc"] | None = None
+    kind: str | None = None
     puzzle: str | dict[str, Any] | None = Field(default=None)
     example: ExampleRef | None = None
     halt: Literal["adaptive", "max"] = "adaptive"
@@ -105,6 +111,7 @@ class SolveRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> SolveRequest:
+        _known_kind(self.kind)
         if (self.puzzle is None) == (self.example is None):
             raise ValueError("give either 'puzzle' (text or an ARC task) or 'example' (a dataset example)")
         if isinstance(self.puzzle, str) and len(self.puzzle) > 20000:
@@ -113,7 +120,7 @@ class SolveRequest(_Strict):
 
 
 class GenerateRequest(_Strict):
-    kind: Literal["sudoku", "maze"]
+    kind: str
     size: int = Field(ge=4, le=MAX_GRID)
     difficulty: Literal["easy", "medium", "hard"] = "easy"
     min_path_length: int | None = Field(default=None, ge=1, le=MAX_GRID * MAX_GRID)
@@ -121,10 +128,11 @@ class GenerateRequest(_Strict):
 
     @model_validator(mode="after")
     def _sizes(self) -> GenerateRequest:
-        if self.kind == "sudoku" and self.size not in SUDOKU_SIZES:
-            raise ValueError(f"a sudoku is 4x4, 6x6 or 9x9, not {self.size}x{self.size}")
-        if self.kind == "maze" and self.size < 5:
-            raise ValueError(f"a maze is at least 5x5, not {self.size}x{self.size}")
+        task = task_named(_known_kind(self.kind) or "")
+        if not task.generates:
+            makers = ", ".join(t.name for t in TASKS if t.generates)
+            raise ValueError(f"{task.title} puzzles cannot be generated; kinds that can: {makers}")
+        task.check_generate(self.size)
         return self
 
 
@@ -240,7 +248,6 @@ class ModelSlot:
 
     def info(self) -> dict[str, Any]:
         from hrm.models import model_name
-        from hrm.solve import kind_for_config
 
         loaded = self.get()
         model = loaded.model if hasattr(loaded, "model") else loaded
@@ -254,7 +261,7 @@ class ModelSlot:
             "H_cycles": int(getattr(c, "H_cycles", 1)),
             "L_cycles": int(getattr(c, "L_cycles", 1)),
             "halt_max_steps": int(c.halt_max_steps),
-            "kind": kind_for_config(c) or ("sudoku" if c.seq_len == 16 else None),
+            "kind": _kind_of_shape(c.seq_len, c.vocab_size),
             "side": math.isqrt(int(c.seq_len)) if math.isqrt(int(c.seq_len)) ** 2 == c.seq_len else None,
         }
 
@@ -375,21 +382,9 @@ class RunView:
 # --------------------------------------------------------------------------------------------------
 
 
-def dataset_kind(seq_len: int, vocab_size: int) -> str | None:
-    """The puzzle kind of a dataset's metadata (a 16-cell, 6-token set is a 4x4 Sudoku: mazes are
-    at least 5x5)."""
-    from hrm.data import arc, maze, sudoku
-
-    side = math.isqrt(seq_len)
-    if seq_len == arc.SEQ_LEN and vocab_size == arc.VOCAB_SIZE:
-        return "arc"
-    if side * side != seq_len:
-        return None
-    if side in sudoku.SIZES and vocab_size == sudoku.VOCAB_SIZE[side]:
-        return "sudoku"
-    if vocab_size == maze.VOCAB_SIZE and maze.MIN_SIZE <= side <= MAX_GRID:
-        return "maze"
-    return None
+def _kind_of_shape(seq_len: int, vocab_size: int) -> str | None:
+    task = task_for_shape(seq_len, vocab_size)
+    return task.name if task is not None else None
 
 
 @dataclass
@@ -444,15 +439,16 @@ class DatasetView:
                 self._splits[name] = _Split(meta, ordered, offsets)
             return self._splits[name]
 
-    def kind(self, split: _Split) -> str:
-        kind = dataset_kind(split.meta.seq_len, split.meta.vocab_size)
-        if kind is None:
+    def task(self, split: _Split) -> Task:
+        task = task_for_shape(split.meta.seq_len, split.meta.vocab_size)
+        if task is None:
+            kinds = ", ".join(t.title for t in TASKS)
             raise ApiError(
                 422,
                 f"the dataset's sequences ({split.meta.seq_len} cells, {split.meta.vocab_size} tokens) are "
-                "neither Sudoku, maze nor ARC",
+                f"none of the puzzle kinds ({kinds})",
             )
-        return kind
+        return task
 
     def summary(self) -> dict[str, Any]:
         splits = {}
@@ -469,7 +465,7 @@ class DatasetView:
                 "seq_len": s.meta.seq_len,
                 "vocab_size": s.meta.vocab_size,
                 "sets": s.meta.sets,
-                "kind": dataset_kind(s.meta.seq_len, s.meta.vocab_size),
+                "kind": _kind_of_shape(s.meta.seq_len, s.meta.vocab_size),
             }
         return {"name": self.root.name, "splits": splits, "identifiers": len(self.identifiers)}
 
@@ -480,30 +476,10 @@ class DatasetView:
         name, arrays = split.sets[k]
         return name, arrays, index - split.offsets[k]
 
-    def decode(self, kind: str, tokens: np.ndarray, label: bool = False) -> Any:
-        tokens = np.asarray(tokens).reshape(-1).astype(np.int64)
-        if kind == "sudoku":
-            from hrm.solve import sudoku_digits
-
-            grid = sudoku_digits(tokens, math.isqrt(tokens.size)).astype(int).tolist()
-            return grid if not (label and not any(any(r) for r in grid)) else None
-        if kind == "maze":
-            from hrm.solve import _maze_chars
-
-            if label and not tokens.any():
-                return None
-            return _maze_chars(tokens, math.isqrt(tokens.size))
-        from hrm.data.arc import seq_to_grid
-
-        try:
-            return seq_to_grid(tokens).astype(int).tolist()
-        except ValueError:
-            return None
-
     def _identifier(self, ident: int) -> str:
         return self.identifiers[ident] if 0 <= ident < len(self.identifiers) else str(ident)
 
-    def _entry(self, kind: str, split_name: str, index: int, arrays: Any, row: int) -> dict[str, Any]:
+    def _entry(self, task: Task, split_name: str, index: int, arrays: Any, row: int) -> dict[str, Any]:
         p = int(np.searchsorted(arrays.puzzle_indices, row, side="right")) - 1
         g = int(np.searchsorted(arrays.group_indices, p, side="right")) - 1
         return {
@@ -513,14 +489,14 @@ class DatasetView:
             "group": g,
             "position": row - int(arrays.puzzle_indices[p]),
             "name": self._identifier(int(arrays.puzzle_identifiers[p])),
-            "kind": kind,
-            "input": self.decode(kind, arrays.inputs[row]),
-            "label": self.decode(kind, arrays.labels[row], label=True),
+            "kind": task.name,
+            "input": task.grid_of_tokens(arrays.inputs[row]),
+            "label": task.grid_of_tokens(arrays.labels[row], label=True),
         }
 
     def page(self, q: ExamplesQuery) -> dict[str, Any]:
         split = self.split(q.split)
-        kind = self.kind(split)
+        task = self.task(split)
         pages = max(1, math.ceil(split.total / q.per_page))
         if q.page >= pages:
             raise ApiError(404, f"page {q.page} is out of range: there are {pages} pages")
@@ -528,10 +504,10 @@ class DatasetView:
         items = []
         for index in range(lo, min(split.total, lo + q.per_page)):
             _, arrays, row = self._locate(split, index)
-            items.append(self._entry(kind, q.split, index, arrays, row))
+            items.append(self._entry(task, q.split, index, arrays, row))
         return {
             "split": q.split,
-            "kind": kind,
+            "kind": task.name,
             "page": q.page,
             "pages": pages,
             "per_page": q.per_page,
@@ -541,9 +517,9 @@ class DatasetView:
 
     def example(self, q: ExampleQuery) -> dict[str, Any]:
         split = self.split(q.split)
-        kind = self.kind(split)
+        task = self.task(split)
         set_name, arrays, row = self._locate(split, q.index)
-        entry = self._entry(kind, q.split, q.index, arrays, row)
+        entry = self._entry(task, q.split, q.index, arrays, row)
         g = entry["group"]
         lo, hi = int(arrays.group_indices[g]), int(arrays.group_indices[g + 1])
         base = q.index - row  # global index of the set's first example
@@ -556,14 +532,15 @@ class DatasetView:
             other = min(start + entry["position"], end - 1)
             if other < start:
                 continue
-            variants.append(self._entry(kind, q.split, base + other, arrays, other))
+            variants.append(self._entry(task, q.split, base + other, arrays, other))
         entry["variants"] = variants
         entry["group_size"] = hi - lo
         entry["set"] = set_name
         return entry
 
-    def arc_task(self, name: str) -> dict[str, Any] | None:
-        """The original task of a held-out ARC puzzle, from test_puzzles.json, when there is one."""
+    def original_task(self, name: str) -> dict[str, Any] | None:
+        """The original task of a held-out puzzle, from test_puzzles.json (ARC datasets keep it), when
+        there is one and `name` is not an augmented view of it."""
         from hrm.data.arc import parse_name
 
         with self.lock:
@@ -592,60 +569,41 @@ class DatasetView:
 # --------------------------------------------------------------------------------------------------
 
 
-def _guess_kind(text: str, model_kind: str | None) -> str:
-    """The kind of pasted text, told from its characters only (never by looking on disk)."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        return "arc"
-    if set("#SGo") & set(stripped):
-        return "maze"
-    if stripped.replace(".", "").translate(str.maketrans("", "", " \t\r\n|-+")).isdigit():
-        return "sudoku"
-    return model_kind or "sudoku"
-
-
 def _check_arc_size(task: Any) -> None:
+    """Bounds a pasted task object before it is parsed: at most MAX_ARC_PAIRS pairs per list."""
     if not isinstance(task, dict):
-        raise ApiError(422, "an ARC puzzle is a task object with 'train' and 'test' lists")
+        return
     for key in ("train", "test"):
         pairs = task.get(key)
         if isinstance(pairs, list) and len(pairs) > MAX_ARC_PAIRS:
-            raise ApiError(422, f"the ARC task has {len(pairs)} {key} pairs; at most {MAX_ARC_PAIRS}")
+            raise ApiError(422, f"the task has {len(pairs)} {key} pairs; at most {MAX_ARC_PAIRS}")
 
 
-def parse_request_puzzle(req: SolveRequest, model_kind: str | None) -> Any:
-    """A `hrm.solve.Puzzle` from pasted text or an ARC task object. Text is parsed here, never
-    handed to `solve` as it is, since `solve` would read a string that names a file."""
-    from hrm.solve import parse_arc, parse_maze, parse_sudoku
+def _check_text_size(text: str) -> None:
+    """Bounds pasted grid text before it is parsed: N rows (or one line of N*N cells), N <= MAX_GRID."""
+    rows = text.replace("\r", "").strip("\n").split("\n")
+    side = len(rows) if len(rows) > 1 else math.isqrt(len(rows[0]))
+    if side > MAX_GRID:
+        raise ApiError(422, f"the puzzle is {side}x{side}; at most {MAX_GRID}x{MAX_GRID}")
 
+
+def parse_request_puzzle(req: SolveRequest, config: Any) -> Puzzle:
+    """A puzzle from pasted text or a task object, its kind given or told from the characters (and the
+    model's shape where they cannot tell). Text is parsed as it is, never read as a file name."""
     raw = req.puzzle
-    kind = req.kind or ("arc" if isinstance(raw, dict) else _guess_kind(str(raw), model_kind))
-    if kind == "arc":
-        task = raw
-        if isinstance(raw, str):
-            try:
-                task = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ApiError(422, f"the ARC task is not valid JSON ({exc.msg})") from None
-        _check_arc_size(task)
-        return parse_arc(task, name="pasted ARC task", task_id="pasted")
-    if not isinstance(raw, str):
-        raise ApiError(422, f"a {kind} puzzle is text, not a JSON object")
-    if kind == "maze":
-        rows = raw.replace("\r", "").split("\n")
-        while rows and not rows[0]:
-            rows.pop(0)
-        while rows and not rows[-1]:
-            rows.pop()
-        side = len(rows) if len(rows) > 1 else math.isqrt(len(rows[0]) if rows else 0)
-        if side > MAX_GRID:
-            raise ApiError(422, f"the maze is {side}x{side}; at most {MAX_GRID}x{MAX_GRID}")
-        if len(rows) > 1 and all(len(row) == side for row in rows):
-            # A full N x N block goes over as one line, so that a row of open cells (all spaces)
-            # at the top or bottom is kept rather than taken for a blank line.
-            raw = "".join(rows)
-        return parse_maze(raw, name="pasted maze")
-    return parse_sudoku(raw, name="pasted sudoku")
+    if isinstance(raw, str) and raw.lstrip().startswith("{"):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ApiError(422, f"the puzzle is not valid JSON ({exc.msg})") from None
+    task = task_named(req.kind) if req.kind is not None else task_for(raw, config)
+    if isinstance(raw, str):
+        _check_text_size(raw)
+    else:
+        _check_arc_size(raw)
+        if not task.accepts(raw):
+            raise ApiError(422, f"a {task.title} is text, not a JSON object")
+    return task.parse(raw, name=f"pasted {task.title}", task_id="pasted")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -706,7 +664,6 @@ async def info(request: Request) -> Response:
         "limits": {
             "max_body_bytes": MAX_BODY_BYTES,
             "max_grid": MAX_GRID,
-            "sudoku_sizes": list(SUDOKU_SIZES),
             "max_arc_pairs": MAX_ARC_PAIRS,
         },
     }
@@ -721,7 +678,7 @@ async def info(request: Request) -> Response:
 
 
 def _solve_sync(st: VizState, req: SolveRequest) -> dict[str, Any]:
-    from hrm.solve import check_fits, parse_maze, parse_sudoku, solve
+    from hrm.inference import solve
 
     loaded = st.model.get()
     model = loaded.model if hasattr(loaded, "model") else loaded
@@ -732,41 +689,22 @@ def _solve_sync(st: VizState, req: SolveRequest) -> dict[str, Any]:
         if st.data is None:
             raise ApiError(409, "no dataset: start the viewer with --data DIR to solve dataset examples")
         entry = st.data.example(ExampleQuery(split=req.example.split, index=req.example.index, variants=0))
-        kind, name = entry["kind"], f"{entry['split']} example {entry['index']}"
+        task = task_named(entry["kind"])
+        name = f"{entry['split']} example {entry['index']}"
         example = {"split": entry["split"], "index": entry["index"], "name": entry["name"]}
-        if kind == "sudoku":
-            puzzle = parse_sudoku("".join(str(d) for row in entry["input"] for d in row), name=name)
-        elif kind == "maze":
-            text = "\n".join("".join(row) for row in entry["input"])
-            if "?" in text:
-                raise ApiError(422, f"{name} holds PAD tokens; it is not a maze")
-            puzzle = parse_maze(text, name=name)
-        else:
-            from hrm.solve import parse_arc
-
-            task = st.data.arc_task(entry["name"])
-            if task is None:
-                pair = {"input": entry["input"]}
-                if entry["label"] is not None:
-                    pair["output"] = entry["label"]
-                task = {"train": [dict(pair, output=entry["label"] or entry["input"])], "test": [pair]}
-            puzzle = parse_arc(task, name=name, task_id=entry["name"].replace("|||", "_"))
-        if kind != "arc" or puzzle.task is None:
-            expected = entry["label"]
-            expected_source = "dataset label" if expected is not None else None
+        if entry["input"] is None:
+            raise ApiError(422, f"{name} holds no {task.title}")
+        original = st.data.original_task(entry["name"])
+        puzzle = task.puzzle_of_example(entry["input"], entry["label"], name, entry["name"], original)
+        if entry["label"] is not None:
+            expected, expected_source = entry["label"], "dataset label"
     else:
-        model_kind = None
-        try:
-            from hrm.solve import kind_for_config
-
-            model_kind = kind_for_config(model.config)
-        except Exception:  # the kind is only a hint for ambiguous text
-            model_kind = None
-        puzzle = parse_request_puzzle(req, model_kind)
-    if puzzle.kind == "arc" and puzzle.task is not None and puzzle.task.test[0][1] is not None:
-        expected = puzzle.task.test[0][1].astype(int).tolist()
-        expected_source = "the task's test output"
-    check_fits(puzzle, model, "the loaded model")
+        puzzle = parse_request_puzzle(req, model.config)
+        task = task_named(puzzle.kind)
+    known = task.known_answer(puzzle)
+    if known is not None:
+        expected, expected_source = known, "the task's test output"
+    task.check_fits(puzzle, model.config.seq_len, model.config.vocab_size, "the loaded model")
     with st.solve_lock:
         solution = solve(loaded, puzzle, halt=req.halt, trace=True, arc_max_views=req.max_views)
     trace = solution.trace
@@ -802,32 +740,10 @@ async def trace_endpoint(request: Request) -> Response:
 
 
 def _generate_sync(req: GenerateRequest) -> dict[str, Any]:
-    rng = np.random.default_rng(req.seed)
-    if req.kind == "sudoku":
-        from hrm.data import sudoku as sudoku_data
-
-        s = sudoku_data.generate_sudoku(
-            req.size, req.difficulty, rng=rng, max_tries=GENERATE_MAX_TRIES, min_clues=0
-        )
-        n = req.size
-        return {
-            "kind": "sudoku",
-            "text": sudoku_data.format_grid(s.puzzle),
-            "grid": s.puzzle.reshape(n, n).astype(int).tolist(),
-            "solution": s.solution.reshape(n, n).astype(int).tolist(),
-            "difficulty": s.difficulty,
-        }
-    from hrm.data import maze as maze_data
-
-    inp, label = maze_data.generate_maze(req.size, rng, min_path_length=req.min_path_length, max_tries=200)
-    from hrm.solve import _maze_chars
-
-    return {
-        "kind": "maze",
-        "text": maze_data.render_maze(inp),
-        "grid": _maze_chars(inp.reshape(-1), req.size),
-        "solution": _maze_chars(label.reshape(-1), req.size),
-    }
+    made = task_named(req.kind).generate(
+        req.size, req.difficulty, np.random.default_rng(req.seed), min_path_length=req.min_path_length
+    )
+    return {"kind": req.kind, **made}
 
 
 async def generate(request: Request) -> Response:

@@ -1,0 +1,120 @@
+"""The one loop that runs a batch through its segments until every row has halted.
+
+Evaluation, solving, tracing and the benchmarks all call `run_until_halted`. A row that halts is
+frozen: it leaves the batch and keeps the answer of that segment (its logits, tokens, Q values and
+segment count). With `halt="max"` every row runs `max_segments` segments, as the reference evaluates;
+with `halt="adaptive"` the Q head stops each row as soon as it says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from hrm.errors import HRMError
+from hrm.models import HALT_MODES, ACTModel, Carry, HaltMode, StepHook, cpu_rows_per_slice
+
+Batch = dict[str, torch.Tensor]
+
+
+class SegmentObserver(Protocol):
+    """Sees every segment of a run (the trace recorder is one): `begin` before a segment with the
+    carry it starts from and the batch rows still running (indices into the original batch), `hook`
+    at every inner update, `end` after it with the model's outputs and which of those rows halted."""
+
+    def begin(self, carry: Carry, active: torch.Tensor) -> None: ...
+
+    def hook(self, kind: str, index: int, z_H: torch.Tensor, z_L: torch.Tensor) -> None: ...
+
+    def end(self, outputs: Batch, halted: torch.Tensor) -> None: ...
+
+
+@dataclass
+class Halted:
+    """Per row of the batch, what the model gave at the segment where the row halted."""
+
+    logits: torch.Tensor  # [B, S, V]
+    preds: torch.Tensor  # [B, S] argmax tokens
+    q_halt: torch.Tensor  # [B] float32
+    q_continue: torch.Tensor  # [B] float32
+    steps: torch.Tensor  # [B] segments run
+
+
+def check_run_options(halt: str, max_segments: int | None) -> None:
+    """HRMError for a halting mode or segment count the runner cannot take."""
+    if halt not in HALT_MODES:
+        raise HRMError(f"halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
+    if max_segments is not None and (
+        not isinstance(max_segments, int) or isinstance(max_segments, bool) or max_segments < 1
+    ):
+        raise HRMError(f"segments must be a whole number of at least 1, got {max_segments!r}")
+
+
+@torch.no_grad()
+def run_until_halted(
+    model: ACTModel,
+    batch: Batch,
+    *,
+    halt: HaltMode = "max",
+    max_segments: int | None = None,
+    on_segment: SegmentObserver | None = None,
+) -> Halted:
+    """Run `batch` ({"inputs", "puzzle_identifiers"}, and optionally "labels") through the model in
+    evaluation mode until every row halted, at most `max_segments` segments (None: the model's
+    `halt_max_steps`). On a CPU the rows are reasoned over in cache-sized slices (same numbers)."""
+    check_run_options(halt, max_segments)
+    limit = model.config.halt_max_steps if max_segments is None else max_segments
+    was_training = model.training
+    model.eval()
+    try:
+        carry = model.initial_carry(batch)
+        size = batch["inputs"].shape[0]
+        device = batch["inputs"].device
+        active = torch.arange(size, device=device)
+        result: Halted | None = None
+        hook: StepHook | None = on_segment.hook if on_segment is not None else None
+        for _ in range(limit):
+            if on_segment is not None:
+                on_segment.begin(carry, active)
+            slices = cpu_rows_per_slice(model.config, active.numel(), device)
+            carry, out = model(carry, batch, hook, halt=halt, max_segments=limit, rows_per_slice=slices)
+            halted = carry.halted
+            if on_segment is not None:
+                on_segment.end(out, halted)
+            if result is None:
+                result = Halted(
+                    logits=torch.empty(
+                        (size, *out["logits"].shape[1:]), dtype=out["logits"].dtype, device=device
+                    ),
+                    preds=torch.empty((size, out["logits"].shape[1]), dtype=torch.long, device=device),
+                    q_halt=torch.empty(size, dtype=torch.float32, device=device),
+                    q_continue=torch.empty(size, dtype=torch.float32, device=device),
+                    steps=torch.empty(size, dtype=carry.steps.dtype, device=device),
+                )
+            rows = active[halted]
+            if rows.numel():
+                logits = out["logits"][halted]
+                result.logits[rows] = logits
+                result.preds[rows] = logits.argmax(-1)
+                result.q_halt[rows] = out["q_halt_logits"][halted].float()
+                result.q_continue[rows] = out["q_continue_logits"][halted].float()
+                result.steps[rows] = carry.steps[halted]
+            if bool(halted.all()):
+                break
+            keep = ~halted
+            active = active[keep]
+            # The rows still running go on with their state; none restarts on a new puzzle.
+            carry = Carry(
+                z_H=carry.z_H[keep],
+                z_L=carry.z_L[keep],
+                steps=carry.steps[keep],
+                halted=torch.zeros_like(carry.steps[keep], dtype=torch.bool),
+                current_data={k: v[keep] for k, v in carry.current_data.items()},
+            )
+            batch = {k: v[keep] for k, v in batch.items()}
+        assert result is not None
+        return result
+    finally:
+        model.train(was_training)

@@ -1,0 +1,75 @@
+"""Puzzle kinds: one `Task` per kind (Sudoku, maze, ARC), and the lookups that pick one.
+
+    from hrm.tasks import task_for, task_named
+    task = task_for(config=model.config)          # the kind a model fits, when exactly one does
+    puzzle = task_named("maze").parse(open("maze.txt").read())   # DataError naming what is wrong
+
+A new kind is a `Task` subclass added to `TASKS`; nothing else branches on kinds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hrm.errors import DataError
+from hrm.tasks.arc import ARCTask
+from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
+from hrm.tasks.maze import MazeTask
+from hrm.tasks.sudoku import SudokuTask
+
+# In the order text is recognised: a JSON object is ARC, maze marks make a maze, digits a Sudoku.
+TASKS: tuple[Task, ...] = (ARCTask(), MazeTask(), SudokuTask())
+KINDS: tuple[str, ...] = tuple(t.name for t in TASKS)
+
+
+def task_named(name: str) -> Task:
+    """The task of a kind name; DataError for an unknown one."""
+    for task in TASKS:
+        if task.name == name:
+            return task
+    raise DataError(f"unknown puzzle kind {name!r}; expected one of {', '.join(KINDS)}")
+
+
+def tasks_fitting(seq_len: int, vocab_size: int) -> list[Task]:
+    return [t for t in TASKS if t.fits(int(seq_len), int(vocab_size))]
+
+
+def task_for_shape(seq_len: int, vocab_size: int) -> Task | None:
+    """The one task a model or dataset of this shape is (None when none or several fit)."""
+    found = tasks_fitting(seq_len, vocab_size)
+    return found[0] if len(found) == 1 else None
+
+
+def task_for(puzzle: Any = None, config: Any = None, suffix: str = "") -> Task:
+    """The task of a puzzle: an object a task accepts (an ARC task dict), a file suffix a task owns
+    (`.json`), text told from its characters; where they cannot tell, the one the model config
+    (`seq_len`, `vocab_size`) fits; Sudoku when nothing tells."""
+    for task in TASKS:
+        if (suffix and suffix in task.file_suffixes) or task.accepts(puzzle):
+            return task
+    if isinstance(puzzle, str):
+        for task in TASKS:
+            if task.claims(puzzle):
+                return task
+    if config is not None:
+        fitting = task_for_shape(config.seq_len, config.vocab_size)
+        if fitting is not None:
+            return fitting
+    return task_named("sudoku")
+
+
+__all__ = [
+    "KINDS",
+    "TASKS",
+    "Answer",
+    "Encoding",
+    "Grid",
+    "Puzzle",
+    "RowAnswers",
+    "SolveOptions",
+    "Task",
+    "task_for",
+    "task_for_shape",
+    "task_named",
+    "tasks_fitting",
+]
