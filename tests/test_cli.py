@@ -3,18 +3,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from hrm import __version__
-from hrm.cli import main
+from hrm.cli import DISTRIBUTION, main
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
-    assert capsys.readouterr().out.strip() == f"hrm {__version__}"
+    assert capsys.readouterr().out.strip() == f"hrm {__version__} ({DISTRIBUTION})"
+
+
+def test_version_and_name_have_one_source():
+    """The package metadata takes its version from `hrm.__version__`; `hrm --version` names the
+    distribution pyproject declares."""
+    project = tomllib.loads(PYPROJECT.read_text())
+    assert project["project"]["name"] == DISTRIBUTION
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "hrm.__version__"}
 
 
 def test_help_lists_usage(capsys):

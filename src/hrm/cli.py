@@ -19,6 +19,9 @@ from hrm.errors import HRMError
 # inside their handlers, so that `hrm --help` stays fast.
 COMMAND_MODULES: tuple[str, ...] = ("hrm.data.cli", "hrm.commands", "hrm.solve_cli", "hrm.viz.cli")
 
+# What pip installs this as (pyproject's `name`); `hrm` on PyPI is an unrelated project.
+DISTRIBUTION = "hierarchical-reasoning-model"
+
 EXIT_USAGE = 2
 EXIT_ERROR = 1
 
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Hierarchical Reasoning Model: build puzzle data, train, evaluate, solve, watch it reason."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"hrm {__version__}")
+    parser.add_argument("--version", action="version", version=f"hrm {__version__} ({DISTRIBUTION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)

@@ -8,8 +8,9 @@ attributes and compared with the trace fetched from the server). Screenshots of 
 test-artifacts/viz/, and also to docs/screenshots/ when HRM_UPDATE_SCREENSHOTS=1.
 
 Setup: `bash tests/viz/install_browser.sh` (apt chromium, pip playwright). Without them the tests
-skip. Optional, for nicer screenshots: HRM_VIZ_SUDOKU_RUN=RUN_DIR (a trained 4x4 Sudoku run) and
-HRM_VIZ_SUDOKU_DATA=DIR (its dataset) replace the random model and the small dataset.
+skip, except under CI=true, where they fail: a green CI run has exercised the viewer. Optional, for
+nicer screenshots: HRM_VIZ_SUDOKU_RUN=RUN_DIR (a trained 4x4 Sudoku run) and HRM_VIZ_SUDOKU_DATA=DIR
+(its dataset) replace the random model and the small dataset.
 """
 
 from __future__ import annotations
@@ -58,8 +59,16 @@ def _skip_reason() -> str | None:
     return None
 
 
-if _skip_reason():
-    pytest.skip(_skip_reason(), allow_module_level=True)
+_MISSING = _skip_reason()
+if _MISSING and os.environ.get("CI") != "true":
+    pytest.skip(_MISSING, allow_module_level=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_available():
+    """Under CI=true a missing browser fails every test here (before any other fixture runs)."""
+    if _MISSING:
+        pytest.fail(f"CI=true and the browser tests cannot run: {_MISSING}", pytrace=False)
 
 
 # ----------------------------------------------------------------------------------------------
