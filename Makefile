@@ -35,6 +35,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # Debian's Chromium for the viewer's browser tests. Outside CI they skip with a reason if it cannot be
 # had; under CI=true this step, and the tests, fail instead, so a green CI has exercised the viewer.

@@ -149,7 +149,7 @@ def test_the_installed_package_is_the_wheel(installed):
     probe = (
         "import json, sys, hrm\n"
         "from importlib.metadata import distribution\n"
-        "from hrm.solve import SCHEMA_PATH\n"
+        "from hrm.inference.trace import SCHEMA_PATH\n"
         f"d = distribution({DISTRIBUTION!r})\n"
         "print(json.dumps({'file': hrm.__file__, 'version': hrm.__version__, 'meta': d.version,\n"
         "    'files': [str(f) for f in d.files], 'schema': SCHEMA_PATH.is_file(),\n"
@@ -206,7 +206,8 @@ def test_solve_with_the_shipped_model(installed):
         installed,
         "python",
         "-c",
-        "import json; from hrm.solve import validate_trace; validate_trace(json.load(open('trace.json')))",
+        "import json; from hrm.inference import validate_trace; "
+        "validate_trace(json.load(open('trace.json')))",
     )
     assert (work / "trace.json").stat().st_size > 0
 

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from hrm.errors import CheckpointError
 from hrm.models import ACTModel, build_model, load_weights
+from hrm.models.losses import LossType, as_loss_type
 
 WEIGHTS = "model.safetensors"
 EMA_WEIGHTS = "ema.safetensors"
@@ -44,7 +45,7 @@ class ModelCard:
 
     model: str
     config: dict[str, Any]
-    loss_type: str = "stablemax_cross_entropy"
+    loss_type: LossType = "stablemax_cross_entropy"
     extra: dict[str, Any] | None = None
 
     def to_json(self) -> str:
@@ -57,13 +58,9 @@ class ModelCard:
     def read(cls, path: Path) -> ModelCard:
         try:
             data = json.loads(path.read_text())
-            return cls(
-                data["model"],
-                data["config"],
-                data.get("loss_type", "stablemax_cross_entropy"),
-                data.get("extra"),
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            loss_type = as_loss_type(data.get("loss_type", "stablemax_cross_entropy"))
+            return cls(data["model"], data["config"], loss_type, data.get("extra"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{path}: not a valid model card ({exc})") from None
 
 
@@ -188,7 +185,10 @@ def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_pat
     if "seq_len" not in arch:
         raise CheckpointError(f"{ckpt_dir}: the sequence length is unknown; pass the dataset with --data DIR")
     arch.setdefault("batch_size", int(cfg.get("global_batch_size", 1)))
-    return ModelCard(str(name), arch, loss_type)
+    try:
+        return ModelCard(str(name), arch, as_loss_type(loss_type))
+    except ValueError as exc:
+        raise CheckpointError(f"{ckpt_dir}/all_config.yaml: {exc}") from None
 
 
 @dataclass
@@ -248,9 +248,10 @@ def load_model(
         weights_file = p / EMA_WEIGHTS if use_ema and (p / EMA_WEIGHTS).exists() else p / WEIGHTS
         weights = read_weights(weights_file)
     elif (p / "all_config.yaml").exists():
-        weights_file = _reference_weights_file(p)
-        if weights_file is None:
+        reference_file = _reference_weights_file(p)
+        if reference_file is None:
             raise CheckpointError(f"{p}: reference checkpoint directory without a step_N weights file")
+        weights_file = reference_file
         weights = read_weights(weights_file)
         card = _reference_config(p, weights, data_path)
     else:

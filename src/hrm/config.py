@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hrm.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.models.losses import LossType
 
 # Architecture fields that come from the dataset, not the recipe.
 DATA_FIELDS = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers")
@@ -97,8 +100,8 @@ class TrainConfig(BaseModel):
         return str(self.arch["name"])
 
     @property
-    def loss_type(self) -> str:
-        return str(self.arch["loss_type"])
+    def loss_type(self) -> LossType:
+        return cast("LossType", self.arch["loss_type"])  # checked when the config was loaded
 
     def arch_fields(self) -> dict[str, Any]:
         """Architecture fields for the model config (without name and loss)."""
@@ -169,10 +172,12 @@ def check_arch_keys(cfg: TrainConfig, source: str) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean 'arch.{close[0]}'?)" if close else ""
             raise ConfigError(f"{source}: unknown key 'arch.{key}' for model {spec.name}{hint}")
-    if cfg.loss_type not in ("stablemax_cross_entropy", "softmax_cross_entropy"):
-        raise ConfigError(
-            f"{source}: arch.loss_type must be stablemax_cross_entropy or softmax_cross_entropy"
-        )
+    from hrm.models.losses import as_loss_type
+
+    try:
+        as_loss_type(cfg.arch["loss_type"])
+    except ValueError as exc:
+        raise ConfigError(f"{source}: arch.{exc}") from None
 
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs"

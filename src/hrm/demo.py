@@ -49,6 +49,7 @@ def run_demo(
     for level in levels:
         puzzle = generate_sudoku(9, level, rng).puzzle
         sol = solve(loaded, "".join(map(str, puzzle)), halt="adaptive", trace=True)
+        assert sol.trace is not None
         sol.trace["puzzle"]["name"] = f"9x9 {level}"
         shipped.append(sol)
         print(
@@ -86,6 +87,7 @@ def run_demo(
     for clues in clue_counts:
         puzzle = generate_sudoku(4, "easy", rng, min_clues=clues).puzzle
         sol = solve(result.run_dir, "".join(map(str, puzzle)), halt="max", trace=True)
+        assert sol.trace is not None
         sol.trace["puzzle"]["name"] = f"4x4, {clues} givens"
         fresh.append(sol)
         print(f"\n     {clues} givens: {sol.verdict()}")

@@ -98,7 +98,7 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 def evaluate_cli(
     model_path: str,
     data: str | None = None,
-    halt: str = "max",
+    halt: HaltMode = "max",
     batch_size: int = 256,
     max_batches: int | None = None,
     device: str = "auto",

@@ -35,7 +35,7 @@ from hrm.checkpoint import LoadedModel, load_model, run_data_path
 from hrm.errors import DataError, HRMError
 from hrm.inference.runner import check_run_options, run_until_halted
 from hrm.inference.trace import TraceRecorder, build_trace
-from hrm.models import ACTModel
+from hrm.models import ACTModel, HaltMode
 from hrm.tasks import (
     TASKS,
     Answer,
@@ -121,7 +121,7 @@ class Solution:
     reason: str | None
     segments: int
     max_segments: int
-    halt: str
+    halt: HaltMode
     confidence: float
     q_halt: float
     seconds: float
@@ -293,7 +293,7 @@ def run_rows(
     inputs: np.ndarray,
     identifiers: np.ndarray,
     *,
-    halt: str,
+    halt: HaltMode,
     batch_size: int,
     max_segments: int | None,
     trace_rows: Sequence[int] = (),
@@ -338,7 +338,7 @@ def solve_many(
     model: Any,
     puzzles: Sequence[Any],
     *,
-    halt: str = "adaptive",
+    halt: HaltMode = "adaptive",
     trace: bool = False,
     kind: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -429,7 +429,7 @@ def solve(
     model: Any,
     puzzle: Any,
     *,
-    halt: str = "adaptive",
+    halt: HaltMode = "adaptive",
     trace: bool = False,
     kind: str | None = None,
     identifiers: Any = None,

@@ -79,6 +79,8 @@ class SparsePuzzleEmbedding(nn.Module):
     applies the update. Lookups with gradients disabled (the Q-target pass, evaluation) leave both alone.
     """
 
+    weights: torch.Tensor
+
     def __init__(self, num_embeddings: int, dim: int, cast_to: torch.dtype, init_std: float = 0.0):
         super().__init__()
         self.cast_to = cast_to
@@ -98,6 +100,9 @@ class SparsePuzzleEmbedding(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """RoPE tables for positions 0..max_positions-1 ("rotate half" convention)."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
 
     def __init__(self, head_dim: int, max_positions: int, theta: float):
         super().__init__()

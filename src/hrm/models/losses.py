@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,13 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_ind
 
 
 LOSSES = {"stablemax_cross_entropy": stablemax_cross_entropy, "softmax_cross_entropy": softmax_cross_entropy}
+
+
+def as_loss_type(value: object) -> LossType:
+    """`value` as a loss name; ValueError when it names none of `LOSSES`."""
+    if not isinstance(value, str) or value not in LOSSES:
+        raise ValueError(f"unknown loss_type {value!r}; expected one of {', '.join(LOSSES)}")
+    return cast(LossType, value)
 
 
 def act_metrics(
@@ -87,10 +94,8 @@ class ACTLossHead(nn.Module):
 
     def __init__(self, model: ACTModel, loss_type: LossType = "stablemax_cross_entropy"):
         super().__init__()
-        if loss_type not in LOSSES:
-            raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {sorted(LOSSES)}")
         self.model = model
-        self.loss_type = loss_type
+        self.loss_type = as_loss_type(loss_type)
         self.loss_fn = LOSSES[loss_type]
 
     def initial_carry(self, batch: Batch) -> Carry:

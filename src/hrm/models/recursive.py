@@ -144,6 +144,9 @@ def cpu_rows_per_slice(
 class RecursiveInner(nn.Module, abc.ABC):
     """Embeddings, heads and initial states; subclasses define `_build` and `reason`."""
 
+    H_init: torch.Tensor
+    L_init: torch.Tensor
+
     def __init__(self, config: RecursiveConfig):
         super().__init__()
         self.config = config
@@ -173,6 +176,7 @@ class RecursiveInner(nn.Module, abc.ABC):
         with torch.no_grad():
             # Q head starts by saying "continue" firmly: both logits -5.
             self.q_head.weight.zero_()
+            assert self.q_head.bias is not None
             self.q_head.bias.fill_(-5.0)
 
     # -- to be defined by each model -------------------------------------------------------------

@@ -136,9 +136,11 @@ class SudokuTask(Task):
         n = cells.shape[0]
         segments = int(rows.steps.max())
         if encoding.context is None:
-            grid = sudoku_digits(rows.preds[0], n)
-            reason = check_sudoku(cells, grid)
-            return Answer(grid.astype(int).tolist(), reason is None, reason, float(rows.q_halt[0]), segments)
+            digits = sudoku_digits(rows.preds[0], n)
+            reason = check_sudoku(cells, digits)
+            return Answer(
+                digits.astype(int).tolist(), reason is None, reason, float(rows.q_halt[0]), segments
+            )
         digits = np.stack([sudoku_digits(p, n).reshape(-1) for p in rows.preds])
         digits[1:] = sudoku_data.invert_augmentations(digits[1:], encoding.context)
         groups: dict[bytes, list[int]] = {}

@@ -451,7 +451,7 @@ class DatasetView:
         return task
 
     def summary(self) -> dict[str, Any]:
-        splits = {}
+        splits: dict[str, dict[str, Any]] = {}
         for name in self.split_names:
             try:
                 s = self.split(name)
@@ -523,7 +523,7 @@ class DatasetView:
         g = entry["group"]
         lo, hi = int(arrays.group_indices[g]), int(arrays.group_indices[g + 1])
         base = q.index - row  # global index of the set's first example
-        variants = []
+        variants: list[dict[str, Any]] = []
         for p in range(lo, hi):
             if p == entry["puzzle"] or len(variants) >= q.variants:
                 continue
