@@ -112,6 +112,7 @@ def evaluate_cli(
     from hrm.checkpoint import load_model, run_data_path
     from hrm.data.format import PuzzleDataset, load_metadata
     from hrm.errors import ConfigError
+    from hrm.tasks import task_for_shape
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
@@ -133,9 +134,10 @@ def evaluate_cli(
     dataset = PuzzleDataset(
         {"dataset_path": str(data), "global_batch_size": batch_size, "test_set_mode": True}, split="test"
     )
-    is_arc = (Path(data) / "test_puzzles.json").exists()
+    task = task_for_shape(meta.seq_len, meta.vocab_size)
+    collect = task is not None and task.scores_datasets
     start = time.perf_counter()
-    result = evaluate(head, dataset, info, max_batches=max_batches, collect=is_arc, halt=halt)
+    result = evaluate(head, dataset, info, max_batches=max_batches, collect=collect, halt=halt)
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
         "model": str(loaded.source),
@@ -146,20 +148,19 @@ def evaluate_cli(
     }
     print(f"evaluated {loaded.source} on {data} ({halt} halting, {seconds:.1f} s)")
     print(format_metrics(result.metrics))
-    if is_arc:
-        from hrm.data.arc_eval import score_arc
-
-        arc = score_arc(result.predictions, Path(data))
-        report["arc"] = arc.summary
-        print(arc.format())
-        if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            arc.write_submission(Path(out) / "submission.json")
-            print(f"wrote {Path(out) / 'submission.json'}")
+    score = task.score_dataset(result.predictions, Path(data)) if task is not None and collect else None
+    files: dict[str, Any] = {}
+    if score is not None:
+        assert task is not None
+        report[task.name] = score.summary
+        print(score.text)
+        files.update(score.files)
     if out:
+        files["metrics.json"] = report
         Path(out).mkdir(parents=True, exist_ok=True)
-        tmp = Path(out) / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(Path(out) / "metrics.json")
-        print(f"wrote {Path(out) / 'metrics.json'}")
+        for name, content in files.items():
+            tmp = Path(out) / f".{name}.tmp"
+            tmp.write_text(json.dumps(content, indent=1 if name == "metrics.json" else None))
+            tmp.replace(Path(out) / name)
+            print(f"wrote {Path(out) / name}")
     return report

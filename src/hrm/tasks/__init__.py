@@ -13,7 +13,7 @@ from typing import Any
 
 from hrm.errors import DataError
 from hrm.tasks.arc import ARCTask
-from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
+from hrm.tasks.base import Answer, DatasetScore, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
 from hrm.tasks.maze import MazeTask
 from hrm.tasks.sudoku import SudokuTask
 
@@ -62,6 +62,7 @@ __all__ = [
     "KINDS",
     "TASKS",
     "Answer",
+    "DatasetScore",
     "Encoding",
     "Grid",
     "Puzzle",

@@ -25,10 +25,10 @@ from hrm.data.arc import (
     parse_task,
     seq_to_grid,
 )
-from hrm.data.arc_eval import crop_prediction, grid_key, vote
+from hrm.data.arc_eval import crop_prediction, grid_key, score_arc, vote
 from hrm.data.augment import NUM_DIHEDRAL, inverse_dihedral_transform, random_colour_permutation
 from hrm.errors import DataError
-from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
+from hrm.tasks.base import Answer, DatasetScore, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
 
 IDENTITY_COLOURS = np.arange(10, dtype=np.uint8)
 # Dihedral transforms that swap rows and columns.
@@ -77,6 +77,7 @@ class ARCTask(Task):
     name = "arc"
     title = "ARC task"
     file_suffixes = (".json",)
+    scores_datasets = True
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         return seq_len == SEQ_LEN and vocab_size == VOCAB_SIZE
@@ -225,6 +226,15 @@ class ARCTask(Task):
                 pair["output"] = label
             task = {"train": [dict(pair, output=label or grid)], "test": [pair]}
         return self.parse(task, name=name, task_id=identifier)
+
+    def score_dataset(
+        self, predictions: dict[str, dict[str, np.ndarray]], data_dir: Path
+    ) -> DatasetScore | None:
+        """pass@k over the dataset's held-out tasks after voting, and the Kaggle `submission.json`."""
+        if not (Path(data_dir) / "test_puzzles.json").exists():
+            return None
+        score = score_arc(predictions, Path(data_dir))
+        return DatasetScore(score.summary, score.format(), {"submission.json": score.submission()})
 
     def known_answer(self, puzzle: Puzzle) -> Grid | None:
         expected = puzzle.payload.test[0][1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -84,6 +85,16 @@ class Answer:
     votes: list[list[int]] | None = None
     agreement: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetScore:
+    """A task's own score of a whole evaluated dataset beyond exact accuracy (ARC: pass@k after
+    voting): the numbers for the report, a line to print, and the files it writes (name -> JSON)."""
+
+    summary: dict[str, Any]
+    text: str
+    files: dict[str, Any] = field(default_factory=dict)
 
 
 class Task(abc.ABC):
@@ -196,6 +207,16 @@ class Task(abc.ABC):
     def solver_answer(self, puzzle_grid: Grid) -> tuple[Grid | None, str | None]:
         """An exact solver's answer to a puzzle grid and where it came from, or (None, None)."""
         return None, None
+
+    # -- evaluation ------------------------------------------------------------------------------------
+    scores_datasets: ClassVar[bool] = False  # `score_dataset` needs the per-example predictions
+
+    def score_dataset(
+        self, predictions: dict[str, dict[str, np.ndarray]], data_dir: Path
+    ) -> DatasetScore | None:
+        """The task's own score of evaluation predictions (`hrm.evaluate.evaluate(collect=True)`) on the
+        dataset in `data_dir`, or None when it has none beyond the ACT metrics."""
+        return None
 
     def check_generate(self, size: int) -> None:
         """ValueError when `generate` cannot make a puzzle of this size."""
