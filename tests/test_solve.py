@@ -24,6 +24,7 @@ from hrm.solve_cli import read_puzzle_file
 from hrm.tasks import Encoding, RowAnswers, task_for, task_named
 from hrm.tasks.arc import arc_views
 from hrm.tasks.sudoku import check_sudoku, format_sudoku, sudoku_views
+from tiny_models import tiny_config, tiny_model
 
 parse_sudoku = task_named("sudoku").parse
 parse_maze = task_named("maze").parse
@@ -35,31 +36,10 @@ PUZZLE4 = "....32....21...."
 PUZZLE4B = ".21..4.........2"
 MAZE5 = "#####\n#S  #\n# # #\n#  G#\n#####"
 
-TINY = dict(
-    seq_len=16,
-    vocab_size=6,
-    hidden_size=32,
-    num_heads=2,
-    H_layers=1,
-    L_layers=1,
-    H_cycles=2,
-    L_cycles=3,
-    halt_max_steps=4,
-    forward_dtype="float32",
-)
-
 
 def tiny(name: str = "hrm", **fields):
-    torch.manual_seed(0)
-    cfg = dict(TINY, **fields)
-    if name == "trm":
-        cfg.setdefault("puzzle_emb_len", 0)
-        cfg.pop("H_layers")
-    if name == "transformer":
-        for key in ("H_layers", "L_layers", "H_cycles", "L_cycles", "halt_max_steps"):
-            cfg.pop(key)
-        cfg["num_layers"] = 1
-    return build_model(name, cfg)
+    """The shared tiny model, 3 L cycles and 4 segments."""
+    return tiny_model(name, **{"L_cycles": 3, "halt_max_steps": 4, **fields})
 
 
 class FixedHead(torch.nn.Module):
@@ -388,18 +368,7 @@ def test_invalid_trace_is_rejected():
 # ARC
 # --------------------------------------------------------------------------------------------------
 
-ARC_TINY = dict(
-    seq_len=900,
-    vocab_size=12,
-    hidden_size=16,
-    num_heads=1,
-    H_layers=1,
-    L_layers=1,
-    H_cycles=1,
-    L_cycles=1,
-    halt_max_steps=2,
-    forward_dtype="float32",
-)
+ARC_TINY = tiny_config(900, 12, hidden_size=16, num_heads=1, H_cycles=1, L_cycles=1, halt_max_steps=2)
 
 
 def arc_task(output):

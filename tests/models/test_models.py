@@ -13,20 +13,9 @@ from hrm.models import (
     make_config,
 )
 from hrm.models.layers import trunc_normal_
+from tiny_models import tiny_config
 
-SMALL = dict(
-    batch_size=4,
-    seq_len=16,
-    vocab_size=6,
-    num_puzzle_identifiers=3,
-    puzzle_emb_ndim=32,
-    hidden_size=32,
-    num_heads=2,
-    H_layers=1,
-    L_layers=1,
-    halt_max_steps=2,
-    forward_dtype="float32",
-)
+SMALL = tiny_config(batch_size=4, num_puzzle_identifiers=3, puzzle_emb_ndim=32, halt_max_steps=2)
 
 
 def _batch(size=4, seq=16, vocab=6, ids=3, seed=0):
