@@ -350,8 +350,32 @@ def test_sudoku_solve_step_through_and_charts(page, sudoku_server):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def options(page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(selector + " option", "els => els.map(e => [e.value, e.textContent])")
+
+
 def test_generate_and_bad_puzzle(page, sudoku_server):
     wait_ready(page, sudoku_server.url)
+    # The menus are built from the kinds' descriptions in /api/info.
+    assert options(page, "#kind") == [
+        ["", "auto"],
+        ["sudoku", "Sudoku"],
+        ["maze", "Maze"],
+        ["arc", "ARC task (JSON)"],
+    ]
+    assert options(page, "#gen-kind") == [
+        ["sudoku-4", "Sudoku 4x4"],
+        ["sudoku-6", "Sudoku 6x6"],
+        ["sudoku-9", "Sudoku 9x9"],
+        ["maze", "Maze"],
+    ]
+    assert page.input_value("#gen-kind") == "sudoku-4"  # the 4x4 model's size
+    assert [v for v, _ in options(page, "#gen-difficulty")] == ["easy", "medium", "hard"]
+    assert page.is_visible("#gen-difficulty") and not page.is_visible("#gen-size")
+    assert page.get_attribute("#puzzle-text", "placeholder") == (
+        "Type or paste a puzzle: a Sudoku (16/36/81 cells, '.' or '0' for blanks), "
+        "a maze (rows over '# SG'), or an ARC task as JSON"
+    )
     page.select_option("#gen-kind", "sudoku-4")
     page.click("#generate")
     page.wait_for_function("() => document.getElementById('puzzle-text').value.length === 16")
@@ -432,6 +456,9 @@ def test_dataset_browser_and_solving_an_example(page, sudoku_server):
 def test_maze(page, maze_server):
     wait_ready(page, maze_server.url)
     assert page.input_value("#gen-size") == "7"  # the model's side
+    assert page.input_value("#gen-kind") == "maze"
+    assert page.is_visible("#gen-size") and not page.is_visible("#gen-difficulty")
+    assert (page.get_attribute("#gen-size", "min"), page.get_attribute("#gen-size", "max")) == ("5", "30")
     page.select_option("#gen-kind", "maze")
     page.click("#generate")
     page.wait_for_function("() => document.getElementById('puzzle-text').value.includes('S')")
@@ -473,6 +500,10 @@ def test_exported_pages_open_without_a_server(page, tmp_path, workdir):
     page.wait_for_selector("body[data-ready='1'].offline")
     assert not page.locator("#tabs button[data-tab='run']").is_visible()
     assert attr_json(page, "#grid-answer svg", "data-values") == sudoku.trace["segments"][0]["answer"]
+    # Drawn by the embedded description of the kind: Sudoku digits, givens and box lines.
+    givens = sum(v != 0 for row in sudoku.trace["puzzle"]["grid"] for v in row)
+    assert page.locator("#grid-input g.cell[data-state='given']").count() == givens
+    assert page.locator("#grid-answer svg > line").count() == 6
     check_planner(page, sudoku.trace)
 
     from hrm.models import build_model

@@ -187,6 +187,49 @@ def test_info_without_anything(bare):
     assert info["limits"]["max_body_bytes"] == MAX_BODY_BYTES
 
 
+def test_info_describes_the_kinds(bare):
+    """The page draws and offers kinds from these descriptions, never from their names."""
+    kinds = bare.get("/api/info").json()["kinds"]
+    assert [(k["name"], k["style"], k["cell_px"]) for k in kinds] == [
+        ("sudoku", "digits", 46),
+        ("maze", "path", 30),
+        ("arc", "colours", 26),
+    ]
+    assert kinds == [task_named(k["name"]).describe() for k in kinds]
+    sudoku, maze, arc = kinds
+    assert sudoku["boxes"] == {"4": [2, 2], "6": [2, 3], "9": [3, 3]}
+    assert maze["boxes"] is None and arc["boxes"] is None
+    assert sudoku["generate"] == {"sizes": [4, 6, 9], "difficulties": ["easy", "medium", "hard"]}
+    assert maze["generate"] == {"size_range": [5, 30], "difficulties": []}
+    assert arc["generate"] is None
+    assert [k["json_input"] for k in kinds] == [False, False, True]
+    assert all(k["title"] and k["input_hint"] for k in kinds)
+
+
+def test_described_sizes_and_difficulties_generate(client):
+    """Every size and difficulty a description offers is one /api/generate takes, and no other."""
+    for kind in client.get("/api/info").json()["kinds"]:
+        offer = kind["generate"]
+        if offer is None:
+            assert "cannot be generated" in error_of(
+                client.post("/api/generate", json={"kind": kind["name"], "size": 5}), 422
+            )
+            continue
+        sizes = offer.get("sizes")
+        low, high = (min(sizes), max(sizes)) if sizes else offer["size_range"]
+        for size in (low - 1, high + 1):
+            error_of(client.post("/api/generate", json={"kind": kind["name"], "size": size}), 422)
+        # (a 4x4 Sudoku is always easy: the harder ones are asked of the largest size)
+        size = high if "sizes" in offer else low
+        for difficulty in offer["difficulties"] or [None]:
+            body = {"kind": kind["name"], "size": size, "seed": 0}
+            if difficulty:
+                body["difficulty"] = difficulty
+            r = client.post("/api/generate", json=body)
+            assert r.status_code == 200, r.text
+            assert len(r.json()["grid"]) == size
+
+
 def test_no_model_gives_a_clear_error(bare):
     msg = error_of(bare.post("/api/solve", json={"puzzle": PUZZLE4}), 409)
     assert "no model loaded" in msg and "--model" in msg
@@ -542,6 +585,7 @@ def test_export_writes_a_self_contained_page(client, tmp_path, capsys):
     start = html.index('id="hrm-embedded-trace">') + len('id="hrm-embedded-trace">')
     payload = json.loads(html[start : html.index("</script>", start)])
     assert payload["trace"] == trace
+    assert payload["kinds"] == client.get("/api/info").json()["kinds"]  # the offline page draws alike
     assert payload["annotations"]["expected"] == [[1, 4, 3, 2], [3, 2, 1, 4], [4, 3, 2, 1], [2, 1, 4, 3]]
     # The default --out is the trace's name with .html.
     args = _parser().parse_args(["viz", "--export", str(path)])

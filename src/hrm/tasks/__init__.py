@@ -22,6 +22,11 @@ TASKS: tuple[Task, ...] = (ARCTask(), MazeTask(), SudokuTask())
 KINDS: tuple[str, ...] = tuple(t.name for t in TASKS)
 
 
+def describe_tasks() -> list[dict[str, Any]]:
+    """Every kind's `Task.describe()`, in the order the viewer lists them (`Task.menu_order`)."""
+    return [task.describe() for task in sorted(TASKS, key=lambda t: t.menu_order)]
+
+
 def task_named(name: str) -> Task:
     """The task of a kind name; DataError for an unknown one."""
     for task in TASKS:
@@ -69,6 +74,7 @@ __all__ = [
     "RowAnswers",
     "SolveOptions",
     "Task",
+    "describe_tasks",
     "task_for",
     "task_for_shape",
     "task_named",

@@ -78,6 +78,7 @@ class ARCTask(Task):
     title = "ARC task"
     file_suffixes = (".json",)
     scores_datasets = True
+    menu_order = 2
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         return seq_len == SEQ_LEN and vocab_size == VOCAB_SIZE
@@ -208,6 +209,18 @@ class ARCTask(Task):
                 count = f" ({answer.votes[t][k]} votes)" if answer.votes else ""
                 parts.append(f"{head}{count}:\n{self.format(grid)}")
         return "\n".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": "ARC task",
+            "style": "colours",
+            "cell_px": 26,
+            "boxes": None,
+            "generate": None,
+            "input_hint": "an ARC task as JSON",
+            "json_input": True,
+        }
 
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:
         try:

@@ -3,9 +3,9 @@
 A task knows how its puzzles look as text or JSON (`claims`, `parse`), whether a model or dataset of
 a given shape is one of its kind (`fits`), how a puzzle becomes the token rows a model reads
 (`encode`) and how the model's answer rows become an answer again (`answer`, `decode`), the rules an
-answer must satisfy (`check_grid`), how it prints (`format`) and what the viewer needs (`grid_of_tokens`,
-`puzzle_of_example`, `solver_answer`, `generate`). Code outside `hrm.tasks` asks a task; it never
-branches on the kind's name.
+answer must satisfy (`check_grid`), how it prints (`format`) and what the viewer needs (`describe`,
+`grid_of_tokens`, `puzzle_of_example`, `solver_answer`, `generate`). Code outside `hrm.tasks` asks a
+task; it never branches on the kind's name.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class Task(abc.ABC):
     symmetric_views: ClassVar[bool] = False  # `SolveOptions.views` > 1 applies
     generates: ClassVar[bool] = False  # `generate` makes new puzzles
     file_suffixes: ClassVar[tuple[str, ...]] = ()  # a file with one of these holds one of its puzzles
+    menu_order: ClassVar[int] = 100  # where the viewer lists the kind among the others (lower first)
 
     # -- which shapes and inputs are this kind -------------------------------------------------------
     @abc.abstractmethod
@@ -189,6 +190,26 @@ class Task(abc.ABC):
 
     # -- the viewer --------------------------------------------------------------------------------
     @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the viewer needs to draw and offer this kind without knowing its name (JSON):
+
+        - "name": the kind's name, as in traces and the API's "kind";
+        - "title": how menus name it ("Sudoku", "Maze", "ARC task");
+        - "style": how cells are drawn and judged: "digits" (numbers, 0 blank; givens kept from the
+          input, the answer's digits right or wrong), "path" (characters; the answer marks a path with
+          'o', judged against the expected path) or "colours" (colour indices 0-9, each cell right or
+          wrong against the expected grid);
+        - "cell_px": the largest a cell is drawn, in pixels;
+        - "boxes": {side (as text, a JSON key): [box rows, box cols]} for square grids drawn with box
+          lines, or None;
+        - "generate": None when `generate` makes no puzzles, else {"sizes": the sides offered, one menu
+          entry each, or "size_range": [min, max], a side typed in; "difficulties": those offered,
+          possibly none};
+        - "input_hint": what to type into the puzzle box, as a phrase ("a maze (rows over '# SG')");
+        - "json_input": whether the puzzle is typed as a JSON object.
+        """
+
+    @abc.abstractmethod
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:
         """A dataset row as a grid; None for a label row that holds no answer (or tokens that are not
         a grid of this kind)."""
@@ -219,7 +240,7 @@ class Task(abc.ABC):
         return None
 
     def check_generate(self, size: int) -> None:
-        """ValueError when `generate` cannot make a puzzle of this size."""
+        """ValueError when `generate` cannot make a puzzle of this size (one `describe` offers)."""
         raise ValueError(f"{self.title} puzzles cannot be generated")
 
     def generate(

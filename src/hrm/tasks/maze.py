@@ -13,6 +13,8 @@ from hrm.errors import DataError
 from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task, short
 
 MARKS = frozenset("#SGo")
+# The largest maze the viewer generates: the published 30x30 mazes.
+GENERATE_MAX_SIZE = 30
 
 
 def maze_chars(tokens: np.ndarray) -> Grid:
@@ -40,6 +42,7 @@ class MazeTask(Task):
     name = "maze"
     title = "maze"
     generates = True
+    menu_order = 1
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         side = math.isqrt(seq_len)
@@ -116,6 +119,18 @@ class MazeTask(Task):
     def format(self, grid: Grid) -> str:
         return "\n".join("".join(str(ch) for ch in row) for row in grid)
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": "Maze",
+            "style": "path",
+            "cell_px": 30,
+            "boxes": None,
+            "generate": {"size_range": [maze_data.MIN_SIZE, GENERATE_MAX_SIZE], "difficulties": []},
+            "input_hint": "a maze (rows over '# SG')",
+            "json_input": False,
+        }
+
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:
         flat = np.asarray(tokens).reshape(-1)
         return None if label and not flat.any() else maze_chars(flat)
@@ -140,10 +155,9 @@ class MazeTask(Task):
             return None, "G cannot be reached from S"
 
     def check_generate(self, size: int) -> None:
-        if size < maze_data.MIN_SIZE:
-            raise ValueError(
-                f"a maze is at least {maze_data.MIN_SIZE}x{maze_data.MIN_SIZE}, not {size}x{size}"
-            )
+        if not maze_data.MIN_SIZE <= size <= GENERATE_MAX_SIZE:
+            low, high = maze_data.MIN_SIZE, GENERATE_MAX_SIZE
+            raise ValueError(f"a generated maze is {low}x{low} to {high}x{high}, not {size}x{size}")
 
     def generate(
         self, size: int, difficulty: str, rng: np.random.Generator, min_path_length: int | None = None

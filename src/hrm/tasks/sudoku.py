@@ -80,6 +80,7 @@ class SudokuTask(Task):
     title = "Sudoku"
     symmetric_views = True
     generates = True
+    menu_order = 0
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         n = math.isqrt(seq_len)
@@ -172,6 +173,18 @@ class SudokuTask(Task):
     def format_line(self, grid: Grid) -> str:
         return "".join(str(d) for row in grid for d in row)
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": "Sudoku",
+            "style": "digits",
+            "cell_px": 46,
+            "boxes": {str(n): list(sudoku_data.box_shape(n)) for n in sudoku_data.SIZES},
+            "generate": {"sizes": list(sudoku_data.SIZES), "difficulties": list(GENERATE_DIFFICULTIES)},
+            "input_hint": "a Sudoku (16/36/81 cells, '.' or '0' for blanks)",
+            "json_input": False,
+        }
+
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:
         flat = np.asarray(tokens).reshape(-1)
         grid = sudoku_digits(flat, math.isqrt(flat.size))
@@ -211,3 +224,5 @@ class SudokuTask(Task):
 
 
 GENERATE_MAX_TRIES = 50
+# The difficulties the viewer generates ("extreme" is left out: it can take many tries).
+GENERATE_DIFFICULTIES = ("easy", "medium", "hard")

@@ -3,7 +3,8 @@
 `annotate(trace)` adds what the page colours cells by: the expected answer (the exact solver's for a
 Sudoku, a shortest path for a maze, the label when the puzzle came from a dataset) and, per segment,
 whether its answer passes the rule check. `export_html(trace_path, out_path)` writes one HTML file
-with the page's CSS and JavaScript inline and the trace embedded, which opens without a server:
+with the page's CSS and JavaScript inline and the trace embedded (with the descriptions of the puzzle
+kinds that `/api/info` gives a served page), which opens without a server:
 
     hrm viz --export trace.json --out trace.html
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hrm.errors import DataError, HRMError
-from hrm.tasks import KINDS, Grid, task_named
+from hrm.tasks import KINDS, Grid, describe_tasks, task_named
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -124,7 +125,8 @@ def _sanitize(value: Any) -> Any:
 
 
 def render_html(trace: dict[str, Any], annotations: dict[str, Any] | None = None) -> str:
-    """The viewer page with CSS, JavaScript and `trace` inline: it opens from disk, without a server."""
+    """The viewer page with CSS, JavaScript and `trace` inline (as {"trace", "annotations", "kinds"}):
+    it opens from disk, without a server."""
     page = read_static("index.html")
     css = read_static("style.css")
     js = read_static("app.js")
@@ -133,7 +135,8 @@ def render_html(trace: dict[str, Any], annotations: dict[str, Any] | None = None
     if STYLE_TAG not in page or SCRIPT_TAG not in page:
         raise HRMError("index.html lacks the stylesheet or script tag that the export replaces")
     annotations = annotations if annotations is not None else annotate(trace)
-    payload = _json_for_script(_sanitize({"trace": trace, "annotations": annotations}))
+    embedded = {"trace": trace, "annotations": annotations, "kinds": describe_tasks()}
+    payload = _json_for_script(_sanitize(embedded))
     name = str(trace.get("puzzle", {}).get("name", "trace"))
     title = f"hrm trace: {name}".replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     page = page.replace("<title>hrm viz</title>", f"<title>{title}</title>")

@@ -7,7 +7,9 @@ as JSON and validated with pydantic; errors are `{"error": "..."}` with a fittin
 never a traceback.
 
 API (all JSON):
-    GET  /api/info                          model, run and dataset summaries, limits
+    GET  /api/info                          model, run and dataset summaries, limits, and "kinds":
+                                            how the page draws and offers each puzzle kind
+                                            (`hrm.tasks.Task.describe`)
     POST /api/solve                         {"kind", "puzzle" | "example": {"split", "index"}, "halt"}
     GET  /api/trace/{id}                    a trace solved earlier in this session
     POST /api/generate                      {"kind" (a kind that generates), "size", "difficulty"}
@@ -43,7 +45,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hrm.errors import DataError, HRMError
-from hrm.tasks import KINDS, TASKS, Puzzle, Task, task_for, task_for_shape, task_named
+from hrm.tasks import KINDS, TASKS, Puzzle, Task, describe_tasks, task_for, task_for_shape, task_named
 from hrm.viz.export import STATIC_FILES, annotate, read_static
 
 log = logging.getLogger("hrm.viz")
@@ -666,6 +668,7 @@ async def info(request: Request) -> Response:
             "max_grid": MAX_GRID,
             "max_arc_pairs": MAX_ARC_PAIRS,
         },
+        "kinds": describe_tasks(),
     }
     if st.model.spec is not None or st.model.loaded is not None:
         try:

@@ -15,13 +15,14 @@
     "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25",
   ];
   const STATE_COLOURS = { correct: "#15803d", wrong: "#dc2626", given: "#0f172a", unknown: "#1d4ed8" };
-  const BOXES = { 4: [2, 2], 6: [2, 3], 9: [3, 3] };
   const POLL_MS = 3000;
   const PLAY_MS = 800;
 
   const S = {
     offline: false,
     info: null,
+    kinds: [], // the puzzle kinds' descriptions (kindInfo)
+    gen: {}, // Generate menu entry -> {kind, size}
     trace: null,
     ann: null,
     traceId: null,
@@ -117,41 +118,109 @@
   // Grids
   // ------------------------------------------------------------------------------------------
 
-  /* State of one cell of a displayed grid: given / correct / wrong / missed / unknown / plain. */
-  function cellState(o, r, c) {
-    const v = o.grid[r][c];
-    const input = o.input && o.input[r] ? o.input[r][c] : undefined;
-    const e = o.expectedOk && o.expected[r] ? o.expected[r][c] : undefined;
-    if (o.role !== "answer") {
-      if (o.kind === "sudoku") return v !== 0 && input !== undefined && input !== 0 ? "given" : (o.role === "input" && v !== 0 ? "given" : "plain");
-      return "plain";
-    }
-    if (o.kind === "sudoku") {
-      if (input !== undefined && input !== 0) return v === input ? "given" : "wrong";
-      if (o.valid === true) return "correct";
-      if (e === undefined) return v === 0 ? "plain" : "unknown";
-      return v === e ? "correct" : "wrong";
-    }
-    if (o.kind === "maze") {
-      if (o.valid === true) return v === "o" ? "correct" : "plain";
-      if (e === undefined) {
-        if (input !== undefined && v !== input && !(input === " " && v === "o")) return "wrong";
-        return v === "o" ? "unknown" : "plain";
-      }
-      if (v === "o" && e === "o") return "correct";
-      if (v === "o") return "wrong";
-      if (e === "o") return "missed";
-      return v === e ? "plain" : "wrong";
-    }
-    if (!o.expected) return "unknown";
-    if (!o.expectedOk) return "wrong";
-    return v === e ? "correct" : "wrong";
+  /*
+   * The puzzle kinds as the server describes them (hrm.tasks.Task.describe: name, title, style,
+   * cell_px, boxes, generate, input_hint, json_input), from /api/info or the exported page.
+   * Nothing below branches on a kind's name: cells are drawn by the kind's style.
+   */
+  const FALLBACK_KIND = { style: "colours", cell_px: 26, boxes: null, generate: null };
+
+  function kindInfo(kind) {
+    return S.kinds.find((k) => k.name === kind) || FALLBACK_KIND;
   }
 
-  function cellPx(kind, rows, cols, max) {
+  function styleOf(kind) {
+    return STYLES[kindInfo(kind).style] || STYLES.colours;
+  }
+
+  /*
+   * How each style of cell is judged and drawn. state(o, v, input, e): the state of a cell of value
+   * v (input: the puzzle's cell there, e: the expected one) in a grid that is not the answer (o.role
+   * input or expected) or is; draw(g, v, state, x, y, s); overlay: the low-confidence shading.
+   * States: given / correct / wrong / missed / unknown / plain.
+   */
+  const STYLES = {
+    digits: {
+      overlay: "#f59e0b",
+      state: (o, v, input, e) => {
+        if (o.role !== "answer") return v !== 0 && input !== undefined && input !== 0 ? "given" : (o.role === "input" && v !== 0 ? "given" : "plain");
+        if (input !== undefined && input !== 0) return v === input ? "given" : "wrong";
+        if (o.valid === true) return "correct";
+        if (e === undefined) return v === 0 ? "plain" : "unknown";
+        return v === e ? "correct" : "wrong";
+      },
+      draw: (g, v, state, x, y, s) => {
+        svg("rect", { x: x, y: y, width: s, height: s, fill: state === "given" ? "#eef2f7" : "#ffffff", stroke: "#cbd5e1", "stroke-width": 1 }, g);
+        if (v !== 0) {
+          svg("text", {
+            x: x + s / 2, y: y + s / 2 + s * 0.17, "text-anchor": "middle", "font-size": Math.round(s * 0.5),
+            "font-weight": state === "given" ? 700 : 500, fill: STATE_COLOURS[state] || "#1d4ed8", text: String(v),
+          }, g);
+        } else if (state === "wrong") {
+          svg("text", { x: x + s / 2, y: y + s / 2 + s * 0.15, "text-anchor": "middle", "font-size": Math.round(s * 0.42), fill: STATE_COLOURS.wrong, text: "?" }, g);
+        }
+      },
+    },
+    path: {
+      overlay: "#f59e0b",
+      state: (o, v, input, e) => {
+        if (o.role !== "answer") return "plain";
+        if (o.valid === true) return v === "o" ? "correct" : "plain";
+        if (e === undefined) {
+          if (input !== undefined && v !== input && !(input === " " && v === "o")) return "wrong";
+          return v === "o" ? "unknown" : "plain";
+        }
+        if (v === "o" && e === "o") return "correct";
+        if (v === "o") return "wrong";
+        if (e === "o") return "missed";
+        return v === e ? "plain" : "wrong";
+      },
+      draw: (g, v, state, x, y, s) => {
+        const fills = { "#": "#1e293b", " ": "#f8fafc", o: "#f8fafc", S: "#16a34a", G: "#dc2626", "?": "#94a3b8" };
+        svg("rect", { x: x, y: y, width: s, height: s, fill: fills[v] || "#94a3b8", stroke: v === "#" ? "#1e293b" : "#e2e8f0", "stroke-width": 0.5 }, g);
+        if ((v === "S" || v === "G" || v === "?") && s >= 10) {
+          svg("text", { x: x + s / 2, y: y + s / 2 + s * 0.18, "text-anchor": "middle", "font-size": Math.round(s * 0.55), "font-weight": 700, fill: "#ffffff", text: v }, g);
+        }
+        if (v === "o") {
+          const col = state === "wrong" ? STATE_COLOURS.wrong : state === "correct" ? STATE_COLOURS.correct : "#2563eb";
+          svg("circle", { cx: x + s / 2, cy: y + s / 2, r: Math.max(1.5, s * 0.3), fill: col }, g);
+        } else if (state === "missed") {
+          svg("circle", { cx: x + s / 2, cy: y + s / 2, r: Math.max(1.5, s * 0.28), fill: "none", stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1, s * 0.08), "stroke-dasharray": "2,2" }, g);
+        } else if (state === "wrong") {
+          const m = s * 0.22;
+          svg("path", { d: "M" + (x + m) + "," + (y + m) + " L" + (x + s - m) + "," + (y + s - m) + " M" + (x + s - m) + "," + (y + m) + " L" + (x + m) + "," + (y + s - m), stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1.2, s * 0.1) }, g);
+        }
+      },
+    },
+    colours: {
+      overlay: "#ffffff",
+      state: (o, v, input, e) => {
+        if (o.role !== "answer") return "plain";
+        if (!o.expected) return "unknown";
+        if (!o.expectedOk) return "wrong";
+        return v === e ? "correct" : "wrong";
+      },
+      draw: (g, v, state, x, y, s) => {
+        const colour = typeof v === "number" && v >= 0 && v <= 9 ? ARC_COLOURS[v] : "#ffffff";
+        svg("rect", { x: x, y: y, width: s, height: s, fill: colour, stroke: "#3f3f46", "stroke-width": 0.6 }, g);
+        if (state === "wrong" && s >= 8) {
+          const m = s * 0.3;
+          svg("rect", { x: x + m, y: y + m, width: s - 2 * m, height: s - 2 * m, fill: "#ffffff", stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1, s * 0.09) }, g);
+        }
+      },
+    },
+  };
+
+  /* State of one cell of a displayed grid, by the kind's style. */
+  function cellState(o, style, r, c) {
+    const input = o.input && o.input[r] ? o.input[r][c] : undefined;
+    const e = o.expectedOk && o.expected[r] ? o.expected[r][c] : undefined;
+    return style.state(o, o.grid[r][c], input, e);
+  }
+
+  function cellPx(info, rows, cols, max) {
     const n = Math.max(rows, cols, 1);
-    const cap = kind === "sudoku" ? 46 : kind === "maze" ? 30 : 26;
-    return Math.max(4, Math.min(cap, Math.floor(max / n)));
+    return Math.max(4, Math.min(info.cell_px, Math.floor(max / n)));
   }
 
   /*
@@ -168,8 +237,10 @@
       box.appendChild(el("div", { class: "empty", text: o.emptyText || "(empty grid)", "data-values": "[]" }));
       return counts;
     }
+    const info = kindInfo(o.kind);
+    const style = styleOf(o.kind);
     o.expectedOk = o.expected ? sameShape(grid, o.expected) : false;
-    const s = cellPx(o.kind, rows, cols, o.max || 380);
+    const s = cellPx(info, rows, cols, o.max || 380);
     const pad = 2;
     const w = cols * s + 2 * pad;
     const h = rows * s + 2 * pad;
@@ -183,7 +254,7 @@
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++) {
         const v = grid[r][c];
-        const state = cellState(o, r, c);
+        const state = cellState(o, style, r, c);
         const changed = o.prev ? (!prevOk || o.prev[r][c] !== v) : false;
         const conf = showConf ? o.confidence[r][c] : null;
         if (state === "correct") counts.correct++;
@@ -195,10 +266,9 @@
           class: "cell", "data-r": r, "data-c": c, "data-value": v, "data-state": state,
           "data-changed": changed ? 1 : 0, "data-confidence": conf === null ? null : conf,
         }, root);
-        drawCell(g, o.kind, v, state, x, y, s);
+        style.draw(g, v, state, x, y, s);
         if (conf !== null && conf < 0.999) {
-          const fill = o.kind === "arc" ? "#ffffff" : "#f59e0b";
-          svg("rect", { x: x, y: y, width: s, height: s, fill: fill, "fill-opacity": ((1 - conf) * 0.6).toFixed(3), "pointer-events": "none" }, g);
+          svg("rect", { x: x, y: y, width: s, height: s, fill: style.overlay, "fill-opacity": ((1 - conf) * 0.6).toFixed(3), "pointer-events": "none" }, g);
         }
         if (changed && s >= 8) {
           const t = Math.max(5, Math.round(s * 0.3));
@@ -210,8 +280,9 @@
         title(g, tip);
       }
     }
-    if (o.kind === "sudoku" && BOXES[rows] && rows === cols) {
-      const [br, bc] = BOXES[rows];
+    const boxes = info.boxes && rows === cols ? info.boxes[String(rows)] : null;
+    if (boxes) {
+      const [br, bc] = boxes;
       for (let k = 0; k <= rows; k += br) svg("line", { x1: pad, y1: pad + k * s, x2: pad + cols * s, y2: pad + k * s, stroke: "#0f172a", "stroke-width": 2.2 }, root);
       for (let k = 0; k <= cols; k += bc) svg("line", { x1: pad + k * s, y1: pad, x2: pad + k * s, y2: pad + rows * s, stroke: "#0f172a", "stroke-width": 2.2 }, root);
     } else {
@@ -222,44 +293,6 @@
     root.setAttribute("data-changed", counts.changed);
     box.appendChild(root);
     return counts;
-  }
-
-  function drawCell(g, kind, v, state, x, y, s) {
-    if (kind === "sudoku") {
-      svg("rect", { x: x, y: y, width: s, height: s, fill: state === "given" ? "#eef2f7" : "#ffffff", stroke: "#cbd5e1", "stroke-width": 1 }, g);
-      if (v !== 0) {
-        svg("text", {
-          x: x + s / 2, y: y + s / 2 + s * 0.17, "text-anchor": "middle", "font-size": Math.round(s * 0.5),
-          "font-weight": state === "given" ? 700 : 500, fill: STATE_COLOURS[state] || "#1d4ed8", text: String(v),
-        }, g);
-      } else if (state === "wrong") {
-        svg("text", { x: x + s / 2, y: y + s / 2 + s * 0.15, "text-anchor": "middle", "font-size": Math.round(s * 0.42), fill: STATE_COLOURS.wrong, text: "?" }, g);
-      }
-      return;
-    }
-    if (kind === "maze") {
-      const fills = { "#": "#1e293b", " ": "#f8fafc", o: "#f8fafc", S: "#16a34a", G: "#dc2626", "?": "#94a3b8" };
-      svg("rect", { x: x, y: y, width: s, height: s, fill: fills[v] || "#94a3b8", stroke: v === "#" ? "#1e293b" : "#e2e8f0", "stroke-width": 0.5 }, g);
-      if ((v === "S" || v === "G" || v === "?") && s >= 10) {
-        svg("text", { x: x + s / 2, y: y + s / 2 + s * 0.18, "text-anchor": "middle", "font-size": Math.round(s * 0.55), "font-weight": 700, fill: "#ffffff", text: v }, g);
-      }
-      if (v === "o") {
-        const col = state === "wrong" ? STATE_COLOURS.wrong : state === "correct" ? STATE_COLOURS.correct : "#2563eb";
-        svg("circle", { cx: x + s / 2, cy: y + s / 2, r: Math.max(1.5, s * 0.3), fill: col }, g);
-      } else if (state === "missed") {
-        svg("circle", { cx: x + s / 2, cy: y + s / 2, r: Math.max(1.5, s * 0.28), fill: "none", stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1, s * 0.08), "stroke-dasharray": "2,2" }, g);
-      } else if (state === "wrong") {
-        const m = s * 0.22;
-        svg("path", { d: "M" + (x + m) + "," + (y + m) + " L" + (x + s - m) + "," + (y + s - m) + " M" + (x + s - m) + "," + (y + m) + " L" + (x + m) + "," + (y + s - m), stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1.2, s * 0.1) }, g);
-      }
-      return;
-    }
-    const colour = typeof v === "number" && v >= 0 && v <= 9 ? ARC_COLOURS[v] : "#ffffff";
-    svg("rect", { x: x, y: y, width: s, height: s, fill: colour, stroke: "#3f3f46", "stroke-width": 0.6 }, g);
-    if (state === "wrong" && s >= 8) {
-      const m = s * 0.3;
-      svg("rect", { x: x + m, y: y + m, width: s - 2 * m, height: s - 2 * m, fill: "#ffffff", stroke: STATE_COLOURS.wrong, "stroke-width": Math.max(1, s * 0.09) }, g);
-    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -752,10 +785,11 @@
   }
 
   async function generate() {
-    const choice = $("gen-kind").value;
-    const body = choice === "maze"
-      ? { kind: "maze", size: Number($("gen-size").value) }
-      : { kind: "sudoku", size: Number(choice.split("-")[1]), difficulty: $("gen-difficulty").value };
+    const choice = S.gen[$("gen-kind").value];
+    if (!choice) return;
+    const g = choice.kind.generate;
+    const body = { kind: choice.kind.name, size: choice.size === null ? Number($("gen-size").value) : choice.size };
+    if (g.difficulties.length) body.difficulty = $("gen-difficulty").value;
     setStatus("Generating…", "busy");
     try {
       const res = await api("/api/generate", body);
@@ -768,10 +802,61 @@
     }
   }
 
+  /* The Kind and Generate menus and the puzzle box's hint, from the kinds' descriptions: one
+   * Generate entry per offered size, or one per kind whose size is typed in. */
+  function buildKindControls() {
+    const kindSel = $("kind");
+    const genSel = $("gen-kind");
+    S.gen = {};
+    S.kinds.forEach((k) => {
+      kindSel.appendChild(el("option", { value: k.name, text: k.title + (k.json_input ? " (JSON)" : "") }));
+      const g = k.generate;
+      if (!g) return;
+      if (g.sizes) {
+        g.sizes.forEach((n) => {
+          const value = genValue(k.name, n);
+          S.gen[value] = { kind: k, size: n };
+          genSel.appendChild(el("option", { value: value, text: k.title + " " + n + "x" + n }));
+        });
+      } else {
+        S.gen[genValue(k.name, null)] = { kind: k, size: null };
+        genSel.appendChild(el("option", { value: genValue(k.name, null), text: k.title }));
+      }
+    });
+    $("generate").disabled = !genSel.options.length;
+    const hints = S.kinds.map((k) => k.input_hint);
+    const list = hints.length > 2 ? hints.slice(0, -1).join(", ") + ", or " + hints[hints.length - 1] : hints.join(" or ");
+    $("puzzle-text").placeholder = "Type or paste a puzzle: " + list;
+    syncGenControls();
+  }
+
+  function genValue(kind, size) {
+    return size === null ? kind : kind + "-" + size;
+  }
+
+  /* Show the size input or the difficulties the chosen Generate entry takes. */
   function syncGenControls() {
-    const maze = $("gen-kind").value === "maze";
-    $("gen-size-label").hidden = !maze;
-    $("gen-diff-label").hidden = maze;
+    const choice = S.gen[$("gen-kind").value];
+    const g = choice ? choice.kind.generate : null;
+    const range = g && choice.size === null ? g.size_range : null;
+    $("gen-size-label").hidden = !range;
+    if (range) {
+      const size = $("gen-size");
+      size.min = String(range[0]);
+      size.max = String(range[1]);
+      const n = Number(size.value);
+      if (!(n >= range[0] && n <= range[1])) size.value = String(range[0]);
+    }
+    const levels = g ? g.difficulties : [];
+    $("gen-diff-label").hidden = !levels.length;
+    const diff = $("gen-difficulty");
+    const shown = Array.from(diff.options, (opt) => opt.value);
+    if (shown.join() !== levels.join()) {
+      const keep = diff.value;
+      diff.textContent = "";
+      levels.forEach((d) => diff.appendChild(el("option", { value: d, text: d })));
+      if (levels.includes(keep)) diff.value = keep;
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1048,11 +1133,14 @@
     const m = info.model;
     if (!m) return;
     if (m.kind) $("kind").value = m.kind;
-    if (m.kind === "maze" && m.side) {
-      $("gen-kind").value = "maze";
-      $("gen-size").value = String(m.side);
-    } else if (m.kind === "sudoku" && m.side) {
-      $("gen-kind").value = "sudoku-" + m.side;
+    const g = kindInfo(m.kind).generate;
+    if (g && m.side) {
+      if (g.sizes && g.sizes.includes(m.side)) {
+        $("gen-kind").value = genValue(m.kind, m.side);
+      } else if (g.size_range) {
+        $("gen-kind").value = genValue(m.kind, null);
+        $("gen-size").value = String(m.side);
+      }
     }
     syncGenControls();
   }
@@ -1088,6 +1176,7 @@
       wire();
       try {
         const payload = JSON.parse(embedded.textContent);
+        S.kinds = payload.kinds || [];
         loadTrace(payload.trace, payload.annotations, null, null);
         describeModel(null);
       } catch (err) {
@@ -1106,6 +1195,8 @@
       document.body.setAttribute("data-ready", "1");
       return;
     }
+    S.kinds = S.info.kinds || [];
+    buildKindControls();
     describeModel(S.info);
     applyModelDefaults(S.info);
     const splits = S.info.data ? Object.keys(S.info.data.splits) : [];
