@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
-from viz_models import save_tiny, tiny_config
+
+from tiny_models import save_tiny, tiny_config
 
 pytestmark = pytest.mark.slow
 

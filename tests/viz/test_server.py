@@ -20,14 +20,13 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from viz_models import save_tiny, tiny_config
-
 from hrm import cli as hrm_cli
 from hrm.errors import HRMError
 from hrm.tasks import task_named
 from hrm.viz import cli as viz_cli
 from hrm.viz import export, server
 from hrm.viz.server import MAX_BODY_BYTES, MetricsTail, create_app
+from tiny_models import save_tiny, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
