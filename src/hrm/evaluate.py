@@ -166,7 +166,8 @@ def evaluate_cli(
     import time
 
     from hrm.checkpoint import load_model
-    from hrm.data.format import PuzzleDataset, load_metadata
+    from hrm.data.dataset import PuzzleDataset
+    from hrm.data.format import load_metadata
     from hrm.errors import ConfigError
 
     if batch_size < 1:

@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 from hrm.data import arc
 from hrm.data.arc import EOS_ID, MAX_GRID_SIZE, PAD_ID
 from hrm.data.augment import random_colour_permutation
+from hrm.data.dataset import PuzzleDataset
 from hrm.errors import DataError
 
 SHARED = Path(os.environ.get("HRM_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -322,10 +323,10 @@ def test_dataset_layout(tmp_path, capsys):
     assert sorted(test_puzzles) == ["ev1", "ev2"]
     assert test_puzzles["ev2"] == make_task(30, n_test=2)
 
-    ds = fmt.PuzzleDataset({"dataset_path": str(out), "global_batch_size": 4}, split="train")
+    ds = PuzzleDataset({"dataset_path": str(out), "global_batch_size": 4}, split="train")
     _, batch, _ = next(iter(ds))
     assert batch["inputs"].shape == (4, 900)
-    ds = fmt.PuzzleDataset(
+    ds = PuzzleDataset(
         {"dataset_path": str(out), "global_batch_size": 4, "test_set_mode": True}, split="test"
     )
     assert sum(n for _, _, n in ds) == test.num_examples

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from hrm.cli import main
-from hrm.data.format import PuzzleDatasetConfig, validate_dataset
+from hrm.data.dataset import PuzzleDataset, PuzzleDatasetConfig
+from hrm.data.format import validate_dataset
 from hrm.data.sudoku import format_grid, generate_sudoku
 
 
@@ -31,8 +32,6 @@ def test_cli_build_validate_and_load(tmp_path, capsys):
     assert validate_dataset(out) == []
     assert main(["data", "validate", str(out)]) == 0
     assert capsys.readouterr().out.startswith(f"OK {out}")
-
-    from hrm.data.format import PuzzleDataset
 
     config = PuzzleDatasetConfig(dataset_path=str(out), global_batch_size=8, seed=1)
     batches = list(PuzzleDataset(config, "train"))

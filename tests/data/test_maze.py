@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hrm.data import maze
 from hrm.data.augment import dihedral_transform
+from hrm.data.dataset import PuzzleDataset
 from hrm.data.maze import GOAL, OPEN, PATH, START, WALL
 from hrm.errors import DataError
 
@@ -241,7 +242,7 @@ def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
     test_meta, test_sets = fmt.load_split(out, "test")
     assert test_sets["all"].num_puzzles == 4 and test_meta.total_groups == 4
 
-    ds = fmt.PuzzleDataset({"dataset_path": str(out), "global_batch_size": 8}, split="train")
+    ds = PuzzleDataset({"dataset_path": str(out), "global_batch_size": 8}, split="train")
     set_name, batch, effective = next(iter(ds))
     assert set_name == "all" and batch["inputs"].shape == (8, 121) and effective == 8
 
