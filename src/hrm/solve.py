@@ -39,7 +39,6 @@ import torch
 from hrm.data import maze as maze_data
 from hrm.data import sudoku as sudoku_data
 from hrm.data.arc import (
-    BLANK_IDENTIFIER,
     MAX_GRID_SIZE,
     SEPARATOR,
     ArcTask,
@@ -53,6 +52,7 @@ from hrm.data.arc import SEQ_LEN as ARC_SEQ_LEN
 from hrm.data.arc import VOCAB_SIZE as ARC_VOCAB_SIZE
 from hrm.data.arc_eval import crop_prediction, grid_key, vote
 from hrm.data.augment import NUM_DIHEDRAL, inverse_dihedral_transform, random_colour_permutation
+from hrm.data.build import BLANK_IDENTIFIER
 from hrm.errors import DataError, HRMError
 from hrm.models import ACTModel, Carry, model_name
 

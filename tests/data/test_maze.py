@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hrm.data import cli as data_cli
 from hrm.data import maze
 from hrm.data.augment import dihedral_transform
+from hrm.data.build import CSV_HEADER
 from hrm.data.dataset import PuzzleDataset
 from hrm.data.maze import GOAL, OPEN, PATH, START, WALL
 from hrm.errors import DataError
@@ -125,7 +127,7 @@ def test_impossible_hardness_is_a_data_error():
 # ---------------------------------------------------------------------------------------------
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header=maze.CSV_HEADER) -> Path:
+def write_csv(path: Path, rows: list[tuple[str, str]], header=CSV_HEADER) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -210,7 +212,7 @@ fmt = pytest.importorskip("hrm.data.format")
 
 def cli_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    maze.add_arguments(parser)
+    data_cli.add_maze_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -225,7 +227,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
 def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
     out = tmp_path / "ds"
     args = cli_args("--count", "12", "--test-count", "4", "--size", "11", "--aug", "--out", str(out))
-    assert maze.run(args) == 0
+    assert data_cli.run_maze(args) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "12 train" in printed
     assert fmt.validate_dataset(out) == []
@@ -250,7 +252,7 @@ def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
 def test_same_seed_same_bytes(tmp_path):
     common = ["--count", "6", "--test-count", "2", "--size", "9", "--aug", "--subsample", "5"]
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        maze.run(cli_args(*common, "--seed", seed, "--out", str(tmp_path / name)))
+        data_cli.run_maze(cli_args(*common, "--seed", seed, "--out", str(tmp_path / name)))
     a, b, c = (tree_hashes(tmp_path / n) for n in "abc")
     assert a == b
     assert a != c
@@ -261,14 +263,16 @@ def test_import_from_directory_and_single_file(tmp_path):
     src.mkdir()
     write_csv(src / "train.csv", sample_rows(6, seed=1))
     write_csv(src / "test.csv", sample_rows(3, seed=2))
-    maze.run(cli_args("--from", str(src), "--aug", "--out", str(tmp_path / "d1")))
+    data_cli.run_maze(cli_args("--from", str(src), "--aug", "--out", str(tmp_path / "d1")))
     assert fmt.validate_dataset(tmp_path / "d1") == []
     _, sets = fmt.load_split(tmp_path / "d1", "train")
     assert sets["all"].num_puzzles == 48
     _, sets = fmt.load_split(tmp_path / "d1", "test")
     assert sets["all"].num_puzzles == 3
 
-    maze.run(cli_args("--from", str(src / "train.csv"), "--test-count", "2", "--out", str(tmp_path / "d2")))
+    data_cli.run_maze(
+        cli_args("--from", str(src / "train.csv"), "--test-count", "2", "--out", str(tmp_path / "d2"))
+    )
     _, train = fmt.load_split(tmp_path / "d2", "train")
     _, test = fmt.load_split(tmp_path / "d2", "test")
     assert train["all"].num_puzzles == 4 and test["all"].num_puzzles == 2
@@ -278,10 +282,10 @@ def test_bad_csv_writes_nothing_unless_skipped(tmp_path, capsys):
     path = write_csv(tmp_path / "bad.csv", corrupt(sample_rows(3), "char"))
     out = tmp_path / "ds"
     with pytest.raises(DataError, match="line 3"):
-        maze.run(cli_args("--from", str(path), "--out", str(out)))
+        data_cli.run_maze(cli_args("--from", str(path), "--out", str(out)))
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]  # no temp dirs left either
-    maze.run(cli_args("--from", str(path), "--out", str(out), "--skip-invalid"))
+    data_cli.run_maze(cli_args("--from", str(path), "--out", str(out), "--skip-invalid"))
     assert "skipped 1 invalid rows" in capsys.readouterr().out
     assert fmt.validate_dataset(out) == []
 
@@ -292,8 +296,8 @@ def test_existing_output_needs_overwrite(tmp_path):
     (out / "keep").write_text("x")
     args = ["--count", "2", "--test-count", "1", "--size", "7", "--out", str(out)]
     with pytest.raises(DataError, match="overwrite"):
-        maze.run(cli_args(*args))
-    maze.run(cli_args(*args, "--overwrite"))
+        data_cli.run_maze(cli_args(*args))
+    data_cli.run_maze(cli_args(*args, "--overwrite"))
     assert not (out / "keep").exists()
 
 

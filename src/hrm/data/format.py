@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydantic
@@ -132,6 +132,18 @@ def smallest_dtype(array: np.ndarray) -> np.dtype:
 # --------------------------------------------------------------------------------------------------
 
 
+def check_out_dir(out_dir: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Refuse an output path that `write_dataset` would refuse: a file, or a non-empty directory
+    without ``overwrite``. Builders call it first, to fail before any work."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(
+            f"{out} already exists and is not empty; pass --overwrite (overwrite=True) to replace it"
+        )
+
+
 def _check_set(where: str, arrays: PuzzleSetArrays, meta: DatasetMetadata) -> list[str]:
     return _set_problems(where, arrays.as_dict(), meta)
 
@@ -151,12 +163,7 @@ def write_dataset(
     dtype that holds them. An existing non-empty ``out_dir`` is refused unless ``overwrite``.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(
-            f"{out} already exists and is not empty; pass --overwrite (overwrite=True) to replace it"
-        )
+    check_out_dir(out, overwrite)
     if set(splits) != set(metadata):
         raise DataError(f"splits {sorted(splits)} and metadata {sorted(metadata)} name different splits")
     problems: list[str] = []
@@ -270,7 +277,7 @@ def load_split(
             file = Path(path) / split / f"{set_name}__{name}.npy"
             if not file.is_file():
                 raise DataError(f"{file} not found; the dataset is incomplete")
-            mode = "r" if mmap and name in ("inputs", "labels") else None
+            mode: Literal["r"] | None = "r" if mmap and name in ("inputs", "labels") else None
             try:
                 loaded[name] = np.load(file, mmap_mode=mode, allow_pickle=False)
             except ValueError as exc:

@@ -78,7 +78,7 @@ def solver_expected(kind: str, puzzle_grid: Grid) -> tuple[Grid | None, str | No
         n = cells.shape[0] if cells.ndim == 2 else 0
         if n not in sudoku_data.SIZES or cells.shape != (n, n):
             return None, None
-        result = sudoku_data.solve(cells.reshape(-1), limit=2, size=n)
+        result = sudoku_data.solve_exact(cells.reshape(-1), limit=2, size=n)
         if result.solution is None:
             return None, "the solver found no solution"
         source = "solver" if result.unique else "solver (one of several solutions)"
