@@ -3,7 +3,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import time
 from collections import deque
 from pathlib import Path
 
@@ -101,20 +100,18 @@ def test_encode_rejects_bad_text():
         maze.encode_maze("S#x " * 4)
 
 
-def test_hard_mazes_have_long_paths_and_generation_is_fast():
+def test_hard_mazes_have_long_paths_and_need_few_redraws():
     rng = np.random.default_rng(1)
-    started = time.perf_counter()
-    q, a = maze.generate_mazes(40, 30, rng, min_path_length=maze.PUBLISHED_HARD_MIN_PATH_LENGTH)
-    assert time.perf_counter() - started < 5
+    # Generation is cheap because a long path is common: no maze here needs more than 20 carvings.
+    q, a = maze.generate_mazes(40, 30, rng, min_path_length=maze.PUBLISHED_HARD_MIN_PATH_LENGTH, max_tries=20)
     for i in range(len(q)):
         assert assert_label_is_shortest_path(q[i], a[i]) >= 111
 
 
 @pytest.mark.slow
-def test_thousand_hard_mazes_well_under_a_minute():
-    started = time.perf_counter()
-    maze.generate_mazes(1000, 30, np.random.default_rng(0), min_path_length=111)
-    assert time.perf_counter() - started < 30
+def test_thousand_hard_mazes_need_few_redraws():
+    q, _ = maze.generate_mazes(1000, 30, np.random.default_rng(0), min_path_length=111, max_tries=30)
+    assert q.shape == (1000, 30, 30)
 
 
 def test_impossible_hardness_is_a_data_error():

@@ -294,15 +294,17 @@ def generate_mazes(
     loop_fraction: float = DEFAULT_LOOP_FRACTION,
     desc: str = "mazes",
     progress: bool = False,
+    max_tries: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels; with
-    ``progress``, a progress bar on stderr for 50 mazes or more."""
+    """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels, each
+    drawn in at most ``max_tries`` carvings (see `generate_maze`); with ``progress``, a progress bar
+    on stderr for 50 mazes or more."""
     from tqdm import tqdm
 
     inputs = np.empty((count, size, size), dtype=np.uint8)
     labels = np.empty_like(inputs)
     for i in tqdm(range(count), desc=f"Generating {desc}", unit="maze", disable=not progress or count < 50):
-        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction)
+        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction, max_tries)
     return inputs, labels
 
 
