@@ -78,6 +78,18 @@ def test_cli_bad_file_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
 
 
+def test_cli_puzzle_the_solver_cannot_settle_is_one_line(tmp_path, capsys):
+    source = tmp_path / "hard.txt"
+    # Few givens and no solution: millions of search steps without the solver's budget.
+    source.write_text(".....5.8....6.1.43..........1.5........1.6...3.......553.....61........4.........\n")
+    out = tmp_path / "ds"
+    assert main(["data", "sudoku", "--from", str(source), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hrm: error:")
+    assert f"{source}, line 1: the exact solver gives up after 50,000 search steps" in err
+    assert not out.exists()
+
+
 def test_cli_skip_invalid_reports(tmp_path, capsys):
     source = tmp_path / "mixed.txt"
     good = [format_grid(generate_sudoku(4, "easy", np.random.default_rng(k)).puzzle) for k in range(3)]

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hrm.data.sudoku.collection import SudokuCollection
-from hrm.data.sudoku.solver import DIFFICULTIES, SolveStats, box_shape, rate_difficulty, solve_exact
+from hrm.data.sudoku.solver import (
+    DIFFICULTIES,
+    SolverGaveUp,
+    SolveStats,
+    box_shape,
+    rate_difficulty,
+    solve_exact,
+)
 from hrm.errors import DataError
 
 
@@ -64,7 +71,11 @@ def _dig(
             break
         value = puzzle[cell]
         puzzle[cell] = 0
-        result = solve_exact(puzzle, limit=2, size=size)
+        try:
+            result = solve_exact(puzzle, limit=2, size=size)
+        except SolverGaveUp:  # far too hard to rate: keep the clue
+            puzzle[cell] = value
+            continue
         if result.unique and difficulty_rank(rate_difficulty(result.stats)) <= target:
             stats = result.stats
         else:

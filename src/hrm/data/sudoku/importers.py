@@ -1,5 +1,6 @@
-"""Reading sudokus: one-puzzle-per-line text files, the published Sudoku-Extreme CSV, and its optional
-download; the one-line text form of a grid.
+"""Reading sudokus: one-puzzle-per-line text files (each puzzle solved, within the exact solver's
+search-step budget, to check it has one solution), the published Sudoku-Extreme CSV, and its optional
+download.
 """
 
 from __future__ import annotations
@@ -7,14 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hrm.data.build import CSV_HEADER
 from hrm.data.sudoku.collection import SudokuCollection
-from hrm.data.sudoku.solver import SolveStats, find_conflict, rate_difficulty, solve_exact_many, valid_grids
+from hrm.data.sudoku.solver import (
+    SolveStats,
+    find_conflict,
+    gave_up_reason,
+    rate_difficulty,
+    solve_exact_many,
+    valid_grids,
+)
 from hrm.errors import DataError
 
 HF_REPO = "sapientinc/sudoku-extreme"
@@ -82,16 +89,20 @@ def read_text(
     puzzles = np.stack(rows) if rows else np.zeros((0, size * size), np.uint8)
     results = solve_exact_many(puzzles, workers=workers, progress=progress, desc=f"solving {Path(name).name}")
     keep, solutions, ratings = [], [], []
-    for k, (count, sol, guesses, hidden) in enumerate(results):
-        if count != 1:
+    for k, outcome in enumerate(results):
+        if outcome.gave_up:
+            bad(lines[k], gave_up_reason(outcome.nodes))
+            continue
+        if outcome.num_solutions != 1:
+            count = outcome.num_solutions
             bad(
                 lines[k],
                 "the puzzle has no solution" if count == 0 else "the puzzle has more than one solution",
             )
             continue
         keep.append(k)
-        solutions.append(np.frombuffer(sol, dtype=np.uint8))
-        ratings.append(_rating_from(guesses, hidden))
+        solutions.append(np.frombuffer(outcome.solution, dtype=np.uint8))
+        ratings.append(_rating_from(outcome.guesses, outcome.hidden_singles))
     keep_idx = np.array(keep, dtype=np.int64)
     return SudokuCollection(
         puzzles=puzzles[keep_idx] if len(keep) else np.zeros((0, size * size), np.uint8),
@@ -224,16 +235,3 @@ def download_sudoku_extreme(split: str, cache_dir: str | os.PathLike[str] | None
         return Path(hf_hub_download(HF_REPO, f"{split}.csv", repo_type="dataset", cache_dir=cache_dir))
     except Exception as exc:  # network and hub errors come in many types; report them in one line
         raise DataError(f"could not download {split}.csv of {HF_REPO}: {type(exc).__name__}: {exc}") from None
-
-
-def format_grid(cells: np.ndarray | Sequence[int]) -> str:
-    """A grid as one line, '.' for blanks (the text-file format)."""
-    return "".join("." if int(v) == 0 else str(int(v)) for v in np.asarray(cells).reshape(-1))
-
-
-def parse_grid(line: str) -> np.ndarray:
-    """The inverse of `format_grid` (no validation beyond the alphabet)."""
-    cells = line.strip().replace(".", "0")
-    if not cells.isdigit():
-        raise DataError(f"not a sudoku line: {line!r}")
-    return np.frombuffer(cells.encode(), dtype=np.uint8) - ord("0")
