@@ -15,6 +15,7 @@ import numpy as np
 from hrm.data.build import CSV_HEADER
 from hrm.data.sudoku.collection import SudokuCollection
 from hrm.data.sudoku.solver import (
+    SIZES,
     SolveStats,
     find_conflict,
     gave_up_reason,
@@ -25,6 +26,7 @@ from hrm.data.sudoku.solver import (
 from hrm.errors import DataError
 
 HF_REPO = "sapientinc/sudoku-extreme"
+_SIZE_OF_LENGTH = {n * n: n for n in SIZES}  # a text line of 16, 36 or 81 cells
 
 
 def _rating_from(guesses: int, hidden: int) -> str:
@@ -59,7 +61,7 @@ def read_text(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        n = {16: 4, 36: 6, 81: 9}.get(len(line))
+        n = _SIZE_OF_LENGTH.get(len(line))
         if n is None:
             bad(lineno, f"expected 16, 36 or 81 cells (a 4x4, 6x6 or 9x9 sudoku), got {len(line)} characters")
             continue
