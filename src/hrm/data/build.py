@@ -65,6 +65,7 @@ class BuildResult:
     ``skipped`` counts invalid inputs left out (``skip_invalid``). ``grid_size`` is the side of the
     square grids (sudoku, maze; None for ARC, whose grids vary). ``identifiers`` counts the puzzle
     identifiers besides the blank one, ``test_tasks`` the ARC tasks written to test_puzzles.json.
+    ``sources`` says where the puzzles came from (files, ``--source`` specs, or "generated ...").
     """
 
     out_dir: Path
