@@ -25,9 +25,9 @@ import numpy as np
 from hrm.data.format import validate_dataset, write_dataset
 from hrm.data.sudoku import (
     generate_collection,
-    rate,
+    rate_difficulty,
     read_sudoku_file,
-    solve,
+    solve_exact,
     sudoku_metadata,
     sudoku_puzzle_set,
 )
@@ -59,9 +59,9 @@ def main() -> None:
     for name, line in HARD.items():
         grid = np.frombuffer(line.replace(".", "0").encode(), dtype=np.uint8) - ord("0")
         start = time.perf_counter()
-        result = solve(grid)
+        result = solve_exact(grid)
         timings[f"solve_{name}_ms"] = (time.perf_counter() - start) * 1000
-        results[f"{name}_stats"] = {**vars(result.stats), "rating": rate(result.stats)}
+        results[f"{name}_stats"] = {**vars(result.stats), "rating": rate_difficulty(result.stats)}
 
     work = Path(tempfile.mkdtemp(prefix="hrm-bench-"))
     try:

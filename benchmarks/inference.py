@@ -19,7 +19,7 @@ from hrm.models import act_metrics, build_model
 
 def _batch(size: int, seq: int, vocab: int, device, data: str | None):
     if data:
-        from hrm.data.format import PuzzleDataset
+        from hrm.data.dataset import PuzzleDataset
 
         ds = PuzzleDataset(
             {"dataset_path": data, "global_batch_size": size, "test_set_mode": True}, split="test"

@@ -119,9 +119,9 @@ def test_missing_predictions_still_give_two_attempts():
 
 
 def test_a_perfect_model_scores_one_on_a_built_dataset(tmp_path):
-    from hrm.data.arc import build_arc_dataset, parse_source
+    from hrm.data.arc import build_arc_dataset
     from hrm.data.arc_eval import score_arc
-    from hrm.data.format import load_split, write_dataset
+    from hrm.data.format import load_split
 
     tasks = {
         "aaa": {
@@ -133,17 +133,8 @@ def test_a_perfect_model_scores_one_on_a_built_dataset(tmp_path):
     solutions = {"aaa": [[[4, 0], [0, 3]], [[5]]], "bbb": [[[6, 4, 4]]]}
     (tmp_path / "x_challenges.json").write_text(json.dumps(tasks))
     (tmp_path / "x_solutions.json").write_text(json.dumps(solutions))
-    from hrm.data.arc import load_source
-
-    sources = []
-    for spec in parse_source(f"kaggle:{tmp_path / 'x'}@eval"):
-        loaded, _ = load_source(spec)
-        sources.append((spec, loaded))
-    build = build_arc_dataset(sources, num_aug=4, seed=0, progress=False)
     out = tmp_path / "ds"
-    write_dataset(
-        out, build.splits, build.metadata, build.identifiers, {"test_puzzles.json": build.test_puzzles}
-    )
+    build_arc_dataset(out, sources=[f"kaggle:{tmp_path / 'x'}@eval"], num_aug=4, seed=0)
     _, sets = load_split(out, "test", mmap=False)
     arrays = sets["all"]
     puzzle_of_row = np.searchsorted(arrays.puzzle_indices, np.arange(len(arrays.inputs)), side="right") - 1

@@ -75,7 +75,7 @@ def force_halt(model, halt: bool) -> None:
 
 def solution_of(puzzle: str) -> np.ndarray:
     cells = parse_sudoku(puzzle).payload
-    result = sudoku_data.solve(cells.reshape(-1), limit=2)
+    result = sudoku_data.solve_exact(cells.reshape(-1), limit=2)
     assert result.unique
     return result.solution.reshape(cells.shape)
 

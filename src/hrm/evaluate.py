@@ -110,7 +110,8 @@ def evaluate_cli(
     import time
 
     from hrm.checkpoint import load_model, run_data_path
-    from hrm.data.format import PuzzleDataset, load_metadata
+    from hrm.data.dataset import PuzzleDataset
+    from hrm.data.format import load_metadata
     from hrm.errors import ConfigError
     from hrm.tasks import task_for_shape
 

@@ -28,7 +28,8 @@ from hrm.checkpoint import (
     save_checkpoint,
 )
 from hrm.config import TrainConfig, dump_config, load_config
-from hrm.data.format import PuzzleDataset, load_metadata
+from hrm.data.dataset import PuzzleDataset
+from hrm.data.format import load_metadata
 from hrm.errors import ConfigError, HRMError
 from hrm.evaluate import evaluate
 from hrm.models import ACTLossHead, Carry, build_model, cpu_rows_per_slice, load_weights

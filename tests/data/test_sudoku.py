@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,9 @@ from hypothesis import strategies as st
 
 from hrm.data.format import validate_dataset
 from hrm.data.sudoku import (
+    DEFAULT_MAX_NODES,
     DIFFICULTIES,
+    SolverGaveUp,
     SolveStats,
     apply_augmentations,
     augment_tokens,
@@ -26,9 +27,9 @@ from hrm.data.sudoku import (
     parse_grid,
     random_augmentations,
     random_full_grid,
-    rate,
+    rate_difficulty,
     read_sudoku_file,
-    solve,
+    solve_exact,
 )
 from hrm.errors import DataError
 
@@ -48,33 +49,74 @@ def seventeen_clue_file(shared_dir: Path) -> Path:
 
 
 @pytest.mark.parametrize("line", [INKALA, EASTER_MONSTER, SEVENTEEN])
-def test_solver_hard_puzzles_unique_and_fast(line):
+def test_solver_hard_puzzles_unique_in_few_steps(line):
     puzzle = parse_grid(line)
-    start = time.perf_counter()
-    result = solve(puzzle, limit=2)
-    elapsed = time.perf_counter() - start
+    result = solve_exact(puzzle, limit=2)
     assert result.unique
     assert is_valid_solution(result.solution, puzzle)
-    assert elapsed < 1.0  # tens of ms on a laptop; generous for slow CI machines
+    # The whole search tree, uniqueness proof included, is small: hundreds of steps, far below the budget.
+    assert result.stats.nodes < 1000 < DEFAULT_MAX_NODES
+
+
+# Few givens, but search trees of millions of steps for this solver (minutes without a budget): the
+# first has several solutions, the second none (P. Norvig's "hard1" and "impossible" examples).
+HOPELESS = [
+    ".....6....59.....82....8....45........3........6..3.54...325..6..................",
+    ".....5.8....6.1.43..........1.5........1.6...3.......553.....61........4.........",
+]
+
+
+@pytest.mark.parametrize("line", HOPELESS)
+def test_solver_gives_up_after_its_step_budget(line):
+    with pytest.raises(SolverGaveUp) as exc:
+        solve_exact(parse_grid(line), limit=2)
+    assert exc.value.nodes == DEFAULT_MAX_NODES
+    message = str(exc.value)
+    assert "\n" not in message and line in message
+    assert f"gives up after {DEFAULT_MAX_NODES:,} search steps: too few givens to settle" in message
+    with pytest.raises(SolverGaveUp, match="gives up after 500 search steps"):
+        solve_exact(parse_grid(line), max_nodes=500)
+
+
+def test_hopeless_puzzle_in_a_file_is_one_line_error_naming_it(tmp_path):
+    source = tmp_path / "puzzles.txt"
+    source.write_text(f"{SEVENTEEN}\n{HOPELESS[1]}\n")
+    with pytest.raises(DataError) as exc:
+        read_sudoku_file(source)
+    assert "too few givens to settle" in _one_line_error(exc, source, 2)
+    collection = read_sudoku_file(source, skip_invalid=True)
+    assert len(collection) == 1 and collection.skipped == 1
+
+
+def test_almost_empty_grid_reports_several_solutions_in_few_steps(tmp_path):
+    grid = np.zeros(81, dtype=np.uint8)
+    grid[[10, 40, 79]] = [1, 4, 2]  # three givens
+    result = solve_exact(grid, limit=2)
+    assert result.num_solutions == 2 and result.stats.nodes < 200
+    source = tmp_path / "sparse.txt"
+    source.write_text(format_grid(grid) + "\n")
+    with pytest.raises(DataError) as exc:
+        read_sudoku_file(source)
+    assert "more than one solution" in _one_line_error(exc, source, 1)
 
 
 def test_hardest_puzzles_are_rated_extreme():
-    assert rate(solve(parse_grid(INKALA)).stats) == "extreme"
-    assert rate(solve(parse_grid(EASTER_MONSTER)).stats) == "extreme"
+    assert rate_difficulty(solve_exact(parse_grid(INKALA)).stats) == "extreme"
+    assert rate_difficulty(solve_exact(parse_grid(EASTER_MONSTER)).stats) == "extreme"
 
 
 def test_removing_a_clue_of_a_minimal_puzzle_gives_several_solutions():
     puzzle = parse_grid(SEVENTEEN)
     first_clue = int(np.flatnonzero(puzzle)[0])
     puzzle[first_clue] = 0
-    assert solve(puzzle, limit=2).num_solutions == 2
+    assert solve_exact(puzzle, limit=2).num_solutions == 2
 
 
 def test_contradictory_givens_have_no_solution():
     puzzle = parse_grid(SEVENTEEN)
     puzzle[0] = puzzle[1] = 1  # the first row of SEVENTEEN is blank
     assert find_conflict(puzzle) is not None
-    assert solve(puzzle).num_solutions == 0
+    assert solve_exact(puzzle).num_solutions == 0
 
 
 def test_unsolvable_without_direct_conflict():
@@ -85,21 +127,21 @@ def test_unsolvable_without_direct_conflict():
     grid[[27, 36, 45, 54]] = [5, 6, 7, 8]
     grid[10] = 9
     assert find_conflict(grid) is None
-    assert solve(grid).num_solutions == 0
+    assert solve_exact(grid).num_solutions == 0
 
 
 def test_rating_thresholds():
-    assert rate(SolveStats()) == "easy"
-    assert rate(SolveStats(hidden_singles=1)) == "medium"
-    assert rate(SolveStats(guesses=2)) == "hard"
-    assert rate(SolveStats(guesses=100)) == "extreme"
+    assert rate_difficulty(SolveStats()) == "easy"
+    assert rate_difficulty(SolveStats(hidden_singles=1)) == "medium"
+    assert rate_difficulty(SolveStats(guesses=2)) == "hard"
+    assert rate_difficulty(SolveStats(guesses=100)) == "extreme"
 
 
 def test_small_sizes_solve():
     for size in (4, 6):
         grid = random_full_grid(size, np.random.default_rng(size))
         assert is_valid_solution(grid)
-        assert solve(grid).unique
+        assert solve_exact(grid).unique
 
 
 # -- generator ------------------------------------------------------------------------------------
@@ -112,17 +154,17 @@ ACHIEVABLE = [(4, "easy"), (6, "easy"), (6, "medium"), (9, "easy"), (9, "medium"
 def test_generated_sudokus_are_unique_and_rated_as_requested(combo, seed):
     size, difficulty = combo
     s = generate_sudoku(size, difficulty, np.random.default_rng(seed))
-    result = solve(s.puzzle, limit=2)
+    result = solve_exact(s.puzzle, limit=2)
     assert result.unique
     assert np.array_equal(result.solution, s.solution)
-    assert rate(result.stats) == difficulty
+    assert rate_difficulty(result.stats) == difficulty
     assert is_valid_solution(s.solution, s.puzzle)
 
 
 @pytest.mark.slow
 def test_generate_extreme():
     s = generate_sudoku(9, "extreme", np.random.default_rng(3))
-    assert rate(solve(s.puzzle).stats) == "extreme"
+    assert rate_difficulty(solve_exact(s.puzzle).stats) == "extreme"
 
 
 def test_generator_is_reproducible():
@@ -135,7 +177,7 @@ def test_difficulty_mix_is_split_evenly_and_rated():
     coll = generate_collection(6, 6, "easy,medium", np.random.default_rng(5))
     assert coll.ratings == ["easy", "medium"] * 3
     for puzzle, rating in zip(coll.puzzles, coll.ratings):
-        assert rate(solve(puzzle, limit=2).stats) == rating
+        assert rate_difficulty(solve_exact(puzzle, limit=2).stats) == rating
     # one level draws exactly as before the mix existed
     single = generate_collection(3, 6, "medium", np.random.default_rng(5))
     again = [generate_sudoku(6, "medium", rng).puzzle for rng in [np.random.default_rng(5)] for _ in range(3)]
@@ -180,7 +222,7 @@ def test_augmentation_keeps_uniqueness():
     s = generate_sudoku(9, "hard", np.random.default_rng(1))
     augs = random_augmentations(9, 4, np.random.default_rng(2))
     for p, sol in zip(apply_augmentations(s.puzzle, augs), apply_augmentations(s.solution, augs)):
-        result = solve(p)
+        result = solve_exact(p)
         assert result.unique and np.array_equal(result.solution, sol)
 
 
@@ -285,7 +327,7 @@ def _csv_text(rows: list[tuple[str, str, str, str]], header: str = "source,quest
 def _csv_rows() -> list[tuple[str, str, str, str]]:
     rows = []
     for k, line in enumerate([SEVENTEEN, INKALA, EASTER_MONSTER]):
-        answer = format_grid(solve(parse_grid(line)).solution)
+        answer = format_grid(solve_exact(parse_grid(line)).solution)
         rows.append((f"src{k}", line, answer, str(k * 10)))
     return rows
 
@@ -315,7 +357,7 @@ def test_csv_import_and_min_difficulty(tmp_path):
         ),
         (
             lambda rows: rows.__setitem__(
-                0, (rows[0][0], rows[0][1], format_grid(solve(parse_grid(INKALA)).solution), "0")
+                0, (rows[0][0], rows[0][1], format_grid(solve_exact(parse_grid(INKALA)).solution), "0")
             ),
             2,
             "does not match",
@@ -369,7 +411,8 @@ def test_seventeen_clue_slice(tmp_path, shared_dir):
 def test_seventeen_clue_all(tmp_path, shared_dir):
     path = seventeen_clue_file(shared_dir)
     out = tmp_path / "ds"
-    summary = build_sudoku_dataset(out, source=path, test_count=1000, num_aug=1)
-    assert summary.splits["train"].groups == 49158 - 1000
-    assert summary.splits["train"].examples == 2 * (49158 - 1000)
+    result = build_sudoku_dataset(out, source=path, test_count=1000, num_aug=1)
+    assert result.puzzles == {"train": 49158 - 1000, "test": 1000}
+    assert result.summary.splits["train"].groups == 49158 - 1000
+    assert result.summary.splits["train"].examples == 2 * (49158 - 1000)
     assert validate_dataset(out) == []

@@ -1,42 +1,14 @@
-"""Puzzle datasets: the on-disk format, `PuzzleDataset`, and builders (sudoku, maze, ARC).
+"""Puzzle datasets.
 
-Names are resolved on first use so that `import hrm.data` does not import numpy or torch.
+Modules:
+
+* `hrm.data.format`: the on-disk format (metadata, writing, reading, validation); torch-free.
+* `hrm.data.dataset`: `PuzzleDataset`, the training and evaluation batches (imports torch).
+* `hrm.data.build`: what the builders share: `BuildResult`, the output-directory check, constants.
+* `hrm.data.sudoku`, `hrm.data.maze`, `hrm.data.arc`: the builders (`build_sudoku_dataset`,
+  `build_maze_dataset`, `build_arc_dataset`) and their puzzle code; `hrm.data.augment` holds the grid
+  symmetries that maze and ARC share; `hrm.data.arc_eval` scores ARC predictions.
+* `hrm.data.cli`: the `hrm data ...` commands.
+
+Importing this package imports nothing else; import the module you need.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "PuzzleSetArrays": "hrm.data.format",
-    "DatasetMetadata": "hrm.data.format",
-    "DatasetSummary": "hrm.data.format",
-    "PuzzleDataset": "hrm.data.format",
-    "PuzzleDatasetConfig": "hrm.data.format",
-    "write_dataset": "hrm.data.format",
-    "validate_dataset": "hrm.data.format",
-    "load_metadata": "hrm.data.format",
-    "load_split": "hrm.data.format",
-    "build_sudoku_dataset": "hrm.data.sudoku",
-    "generate_sudoku": "hrm.data.sudoku",
-    "read_sudoku_file": "hrm.data.sudoku",
-    "solve_sudoku": "hrm.data.sudoku",
-    "rate_sudoku": "hrm.data.sudoku",
-}
-_RENAMED = {"solve_sudoku": "solve", "rate_sudoku": "rate"}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

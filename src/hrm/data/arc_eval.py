@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from hrm.data.arc import COLOUR_OFFSET, MAX_GRID_SIZE, VOCAB_SIZE, inverse_transform, parse_name
+from hrm.data.arc import (
+    COLOUR_OFFSET,
+    MAX_GRID_SIZE,
+    TEST_PUZZLES_FILE,
+    VOCAB_SIZE,
+    inverse_transform,
+    parse_name,
+)
+from hrm.data.format import IDENTIFIERS_FILE
 from hrm.errors import DataError
 
 PASS_KS = (1, 2, 5, 10, 100, 1000)
@@ -101,7 +109,7 @@ class ArcScore:
 
 
 def load_test_puzzles(data_dir: Path) -> dict[str, Any]:
-    path = Path(data_dir) / "test_puzzles.json"
+    path = Path(data_dir) / TEST_PUZZLES_FILE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -172,9 +180,9 @@ def score_arc(predictions: dict[str, dict[str, np.ndarray]], data_dir: Path, ks:
     """Score collected evaluation predictions (see hrm.evaluate.evaluate(collect=True))."""
     data_dir = Path(data_dir)
     try:
-        names = json.loads((data_dir / "identifiers.json").read_text())
+        names = json.loads((data_dir / IDENTIFIERS_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"{data_dir / 'identifiers.json'}: cannot read identifier names ({exc})") from None
+        raise DataError(f"{data_dir / IDENTIFIERS_FILE}: cannot read identifier names ({exc})") from None
     ranked: dict[tuple[str, int], list[Candidate]] = {}
     for arrays in predictions.values():
         ranked.update(vote(arrays["puzzle_identifiers"], arrays["preds"], arrays["q_halt_logits"], names))

