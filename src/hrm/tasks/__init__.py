@@ -13,7 +13,17 @@ from typing import Any
 
 from hrm.errors import DataError
 from hrm.tasks.arc import ARCTask
-from hrm.tasks.base import Answer, DatasetScore, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
+from hrm.tasks.base import (
+    MAX_VIEWER_SIDE,
+    Answer,
+    DatasetScore,
+    Encoding,
+    Grid,
+    Puzzle,
+    RowAnswers,
+    SolveOptions,
+    Task,
+)
 from hrm.tasks.maze import MazeTask
 from hrm.tasks.sudoku import SudokuTask
 
@@ -65,6 +75,7 @@ def task_for(puzzle: Any = None, config: Any = None, suffix: str = "") -> Task:
 
 __all__ = [
     "KINDS",
+    "MAX_VIEWER_SIDE",
     "TASKS",
     "Answer",
     "DatasetScore",

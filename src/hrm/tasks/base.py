@@ -22,6 +22,8 @@ from hrm.errors import DataError
 
 # A grid as the API gives it: Sudoku digits, maze characters or ARC colours, row by row.
 Grid = list[list[Any]]
+# The largest grid side the viewer takes from a user or generates (ARC's canvas is 30x30 too).
+MAX_VIEWER_SIDE = 30
 
 
 @dataclass

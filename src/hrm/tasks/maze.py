@@ -10,11 +10,20 @@ import numpy as np
 
 from hrm.data import maze as maze_data
 from hrm.errors import DataError
-from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task, short
+from hrm.tasks.base import (
+    MAX_VIEWER_SIDE,
+    Answer,
+    Encoding,
+    Grid,
+    Puzzle,
+    RowAnswers,
+    SolveOptions,
+    Task,
+    short,
+)
 
 MARKS = frozenset("#SGo")
 # The largest maze the viewer generates: the published 30x30 mazes.
-GENERATE_MAX_SIZE = 30
 
 
 def maze_chars(tokens: np.ndarray) -> Grid:
@@ -126,7 +135,7 @@ class MazeTask(Task):
             "style": "path",
             "cell_px": 30,
             "boxes": None,
-            "generate": {"size_range": [maze_data.MIN_SIZE, GENERATE_MAX_SIZE], "difficulties": []},
+            "generate": {"size_range": [maze_data.MIN_SIZE, MAX_VIEWER_SIDE], "difficulties": []},
             "input_hint": "a maze (rows over '# SG')",
             "json_input": False,
         }
@@ -155,8 +164,8 @@ class MazeTask(Task):
             return None, "G cannot be reached from S"
 
     def check_generate(self, size: int) -> None:
-        if not maze_data.MIN_SIZE <= size <= GENERATE_MAX_SIZE:
-            low, high = maze_data.MIN_SIZE, GENERATE_MAX_SIZE
+        if not maze_data.MIN_SIZE <= size <= MAX_VIEWER_SIDE:
+            low, high = maze_data.MIN_SIZE, MAX_VIEWER_SIDE
             raise ValueError(f"a generated maze is {low}x{low} to {high}x{high}, not {size}x{size}")
 
     def generate(

@@ -45,13 +45,22 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hrm.errors import DataError, HRMError
-from hrm.tasks import KINDS, TASKS, Puzzle, Task, describe_tasks, task_for, task_for_shape, task_named
+from hrm.tasks import (
+    KINDS,
+    MAX_VIEWER_SIDE,
+    TASKS,
+    Puzzle,
+    Task,
+    describe_tasks,
+    task_for,
+    task_for_shape,
+    task_named,
+)
 from hrm.viz.export import STATIC_FILES, annotate, read_static
 
 log = logging.getLogger("hrm.viz")
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_GRID = 30  # generated grids: at most 30x30
 MAX_ARC_PAIRS = 16
 MAX_TRACES = 16
 MAX_PER_PAGE = 48
@@ -123,9 +132,9 @@ class SolveRequest(_Strict):
 
 class GenerateRequest(_Strict):
     kind: str
-    size: int = Field(ge=4, le=MAX_GRID)
+    size: int = Field(ge=4, le=MAX_VIEWER_SIDE)
     difficulty: Literal["easy", "medium", "hard"] = "easy"
-    min_path_length: int | None = Field(default=None, ge=1, le=MAX_GRID * MAX_GRID)
+    min_path_length: int | None = Field(default=None, ge=1, le=MAX_VIEWER_SIDE * MAX_VIEWER_SIDE)
     seed: int | None = Field(default=None, ge=0, le=2**32)
 
     @model_validator(mode="after")
@@ -582,11 +591,11 @@ def _check_arc_size(task: Any) -> None:
 
 
 def _check_text_size(text: str) -> None:
-    """Bounds pasted grid text before it is parsed: N rows (or one line of N*N cells), N <= MAX_GRID."""
+    """Bounds pasted grid text before it is parsed: N rows (or one line of N*N cells), N <= MAX_VIEWER_SIDE."""
     rows = text.replace("\r", "").strip("\n").split("\n")
     side = len(rows) if len(rows) > 1 else math.isqrt(len(rows[0]))
-    if side > MAX_GRID:
-        raise ApiError(422, f"the puzzle is {side}x{side}; at most {MAX_GRID}x{MAX_GRID}")
+    if side > MAX_VIEWER_SIDE:
+        raise ApiError(422, f"the puzzle is {side}x{side}; at most {MAX_VIEWER_SIDE}x{MAX_VIEWER_SIDE}")
 
 
 def parse_request_puzzle(req: SolveRequest, config: Any) -> Puzzle:
@@ -665,7 +674,7 @@ async def info(request: Request) -> Response:
         "data_error": None,
         "limits": {
             "max_body_bytes": MAX_BODY_BYTES,
-            "max_grid": MAX_GRID,
+            "max_grid": MAX_VIEWER_SIDE,
             "max_arc_pairs": MAX_ARC_PAIRS,
         },
         "kinds": describe_tasks(),
