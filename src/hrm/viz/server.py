@@ -591,7 +591,7 @@ def _check_arc_size(task: Any) -> None:
 
 
 def _check_text_size(text: str) -> None:
-    """Bounds pasted grid text before it is parsed: N rows (or one line of N*N cells), N <= MAX_VIEWER_SIDE."""
+    """Bounds pasted grid text before it is parsed: N rows, or one line of N*N cells, N <= MAX_VIEWER_SIDE."""
     rows = text.replace("\r", "").strip("\n").split("\n")
     side = len(rows) if len(rows) > 1 else math.isqrt(len(rows[0]))
     if side > MAX_VIEWER_SIDE:
