@@ -6,11 +6,9 @@ import pytest
 
 
 @pytest.mark.slow
-def test_demo_trains_solves_and_writes_a_report(tmp_path, capsys):
-    from hrm.cli import main
-
-    assert main(["demo", "--dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+def test_demo_trains_solves_and_writes_a_report(demo_run):
+    assert demo_run.returncode == 0
+    out = demo_run.out
     # part 1: the shipped model on new 9x9 puzzles of rising difficulty, segment by segment
     for level in ("easy", "medium", "hard"):
         assert re.search(rf"\n {{5}}{level}, \d+ givens: ", out)
@@ -21,7 +19,7 @@ def test_demo_trains_solves_and_writes_a_report(tmp_path, capsys):
     assert "reached the 95% target" in out
     assert len(re.findall(r"\n {5}\d+ givens: ", out)) == 3
     assert out.count("segment 1: q ") == 6
-    report = (tmp_path / "report.html").read_text()
+    report = (demo_run.workdir / "report.html").read_text()
     assert report.startswith("<!doctype html>") and "<svg" in report
     assert "id='traces'" in report and "9x9 easy" in report and "4x4, 6 givens" in report
     assert "http" not in report  # self-contained: nothing to fetch

@@ -27,7 +27,7 @@ _LAZY = {
     "TransformerConfig": "hrm.models",
     "TrainConfig": "hrm.config",
     "load_config": "hrm.config",
-    "train": "hrm.train",
+    "train": "hrm.training",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hrm.config import TrainConfig, load_config
     from hrm.models import ACTLossHead, HRMConfig, TransformerConfig, TRMConfig, build_model
     from hrm.solve import Solution, solve, solve_many
-    from hrm.train import train
+    from hrm.training import train
 
 
 class _Package(types.ModuleType):

@@ -248,9 +248,10 @@ def load_model(
         weights_file = p / EMA_WEIGHTS if use_ema and (p / EMA_WEIGHTS).exists() else p / WEIGHTS
         weights = read_weights(weights_file)
     elif (p / "all_config.yaml").exists():
-        weights_file = _reference_weights_file(p)
-        if weights_file is None:
+        reference_file = _reference_weights_file(p)
+        if reference_file is None:
             raise CheckpointError(f"{p}: reference checkpoint directory without a step_N weights file")
+        weights_file = reference_file
         weights = read_weights(weights_file)
         card = _reference_config(p, weights, data_path)
     else:

@@ -36,7 +36,7 @@ def run_demo(
     from hrm.config import load_config
     from hrm.data.sudoku import build_sudoku_dataset, generate_sudoku
     from hrm.solve import solve
-    from hrm.train import train
+    from hrm.training import train
 
     started = time.perf_counter()
     workdir = Path(workdir)
