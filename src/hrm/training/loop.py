@@ -85,15 +85,17 @@ def _run(
     )
 
     # -- restore a checkpoint, or start a new run
+    step = 0
     carry: Carry | None = None
+    resume_step: int | None = None
     if resume is not None:
         point = checkpointer.restore()
-        step, carry, resume_step = point.step, point.carry, point.step
+        step = resume_step = point.step
+        carry = point.carry
     else:
         create_run_dir(run_dir, cfg, info)
         # Each process its own torch RNG stream; the exploration draws come from `noise`, shared by all.
         torch.manual_seed(cfg.seed + info.rank)
-        step, resume_step = 0, None
     distributed.barrier(info)
 
     forward = cast(Callable[..., ACTStep], torch.compile(head) if want_compile(cfg, info.device) else head)
