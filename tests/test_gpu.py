@@ -77,7 +77,7 @@ def test_compiled_training_steps_reduce_the_loss():
 def test_training_loop_on_cuda(tmp_path):
     from hrm.config import load_config
     from hrm.data.sudoku import build_sudoku_dataset
-    from hrm.train import train
+    from hrm.training import train
 
     data = tmp_path / "s4"
     build_sudoku_dataset(data, count=60, size=4, difficulty="easy", test_count=16, num_aug=3, seed=0)

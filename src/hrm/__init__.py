@@ -26,7 +26,7 @@ _LAZY = {
     "TransformerConfig": "hrm.models",
     "TrainConfig": "hrm.config",
     "load_config": "hrm.config",
-    "train": "hrm.train",
+    "train": "hrm.training",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hrm.config import TrainConfig, load_config
     from hrm.inference import Solution, solve, solve_many
     from hrm.models import ACTLossHead, HRMConfig, TransformerConfig, TRMConfig, build_model
-    from hrm.train import train
+    from hrm.training import train
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""`hrm train`, `hrm eval`, `hrm export` and `hrm demo`: argument parsing only; the work is in hrm.train,
+"""`hrm train`, `hrm eval`, `hrm export` and `hrm demo`: argument parsing only; the work is in hrm.training,
 hrm.evaluate, hrm.checkpoint and hrm.demo."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from hrm.train import train_from_cli
+    from hrm.training import train_from_cli
 
     overrides = list(args.overrides)
     recipe = args.recipe

@@ -36,7 +36,7 @@ def run_demo(
     from hrm.config import load_config
     from hrm.data.sudoku import build_sudoku_dataset, generate_sudoku
     from hrm.inference import solve
-    from hrm.train import train
+    from hrm.training import train
 
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -57,7 +57,7 @@ def run_demo(
             f"{sol.segments} of {sol.max_segments} "
             f"(confidence {sol.confidence:.2f}, {sol.seconds * 1e3:.0f} ms)"
         )
-        print(_indent(_segments_text(sol.trace), 5))
+        print(_indent(segments_text(sol.trace), 5))
 
     data = workdir / "data-sudoku4"
     print("\n2/4  building 4x4 sudokus (400 training puzzles x 50 augmentations, 200 held out)")
@@ -91,7 +91,7 @@ def run_demo(
         sol.trace["puzzle"]["name"] = f"4x4, {clues} givens"
         fresh.append(sol)
         print(f"\n     {clues} givens: {sol.verdict()}")
-        print(_indent(_segments_text(sol.trace), 5))
+        print(_indent(segments_text(sol.trace), 5))
 
     print("\n4/4  writing the report")
     report = workdir / "report.html"
@@ -112,7 +112,7 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
-def _segments_text(trace: dict[str, Any], per_row: int = 4) -> str:
+def segments_text(trace: dict[str, Any], per_row: int = 4) -> str:
     """Each segment's grid, side by side, headed by its number, Q-halt logit and how many cells changed."""
     from hrm.tasks.sudoku import format_sudoku
 
