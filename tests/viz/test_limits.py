@@ -177,12 +177,10 @@ def status_and_json(raw: bytes) -> tuple[int, dict]:
 def test_slow_and_idle_connections_are_cut_off(env):
     limits = server.Limits(head_timeout_s=1, body_timeout_s=1, idle_timeout_s=1)
     with live(create_app(data_dir=env["data"], limits=limits)) as srv:
-        # Nothing sent: answered 408 and closed after the head timeout.
+        # Nothing sent: closed after the head timeout.
         with srv.connect() as conn:
             raw, took = read_until_closed(conn, 5)
-        assert 0.8 < took < 3, took
-        status, body = status_and_json(raw)
-        assert status == 408 and "headers took over 1 s" in body["error"]
+        assert raw == b"" and 0.8 < took < 3, (raw, took)
 
         # Headers a byte at a time (slowloris): cut off all the same.
         head = b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
@@ -196,7 +194,8 @@ def test_slow_and_idle_connections_are_cut_off(env):
                     break
                 if select.select([conn], [], [], 0.1)[0]:
                     raw, _ = read_until_closed(conn, 1)
-                    assert raw.startswith(b"HTTP/1.1 408"), raw[:100]
+                    status, body = status_and_json(raw)
+                    assert status == 408 and "headers took over 1 s" in body["error"]
                     closed = True
                     break
             assert closed and time.monotonic() - start < 3
@@ -258,6 +257,11 @@ def test_deeply_nested_json_is_a_400(client):
     # A pasted task (JSON in a string) is bounded alike.
     text = '{"train": ' + "[" * 5000 + "]" * 5000 + "}"
     assert "deeper than 32" in error_of(client.post("/api/solve", json={"puzzle": text}), 422)
+    # Counting is linear however the quotes and escapes are laid out.
+    for body in (b'"' + b'\\"' * 32000, b'{"a": "' + b"\\" * 64000):
+        start = time.monotonic()
+        error_of(client.post("/api/solve", content=body, headers=headers), (400, 413, 422))
+        assert time.monotonic() - start < 1
     # Brackets inside strings are not nesting.
     ok = {"puzzle": "[" * 5000, "kind": "sudoku"}
     assert "deeper" not in error_of(client.post("/api/solve", json=ok), 422)
@@ -428,9 +432,9 @@ def test_endless_solves_are_bounded_and_the_rest_keeps_answering(env, gate):
         assert set(statuses) <= {503, 504} and statuses.count(504) >= 1, statuses
         busy = [r for r in results if r[0] == 503]
         assert len(busy) >= 43 and all("busy" in r[1]["error"] for r in busy)
-        assert max(r[2] for r in busy if "already running" in r[1]["error"]) < 1.5
+        assert max(r[2] for r in busy if "the most at once" in r[1]["error"]) < 1.5
         late = [r for r in results if r[0] == 504]
-        assert all("gave up after 3 s" in r[1]["error"] and 2.5 < r[2] < 6 for r in late)
+        assert all("gave up after 3 s: that took too long" in r[1]["error"] and 2.5 < r[2] < 6 for r in late)
         # Once the stuck work ends, solving works again.
         gate.open.set()
         deadline = time.monotonic() + 10

@@ -3,11 +3,12 @@ below the app: a uvicorn HTTP protocol with a request-head deadline and a connec
 runner for blocking work in daemon threads with a deadline and a bound on how many run at once.
 
 A connection must send its request line and headers within `head_timeout_s` of opening (or of the
-previous response): a client that sends them a byte at a time, or nothing, is answered 408 and
-closed. The body must follow within `body_timeout_s` (the app reads it under that deadline). A
-kept-alive connection idle for `idle_timeout_s` is closed (uvicorn's `timeout_keep_alive`). Headers
-over `max_header_bytes` are refused (h11's incomplete-event limit), and beyond `max_connections`
-open connections a new one is answered 503 and closed at once.
+previous response): one that sends them a byte at a time is answered 408 and closed, one that sends
+nothing is closed. The body must follow within `body_timeout_s` (the app reads it under that
+deadline). A kept-alive connection idle for `idle_timeout_s` is closed (uvicorn's
+`timeout_keep_alive`). Headers over `max_header_bytes` are refused (h11's limit while they arrive,
+the app's once they have), and beyond `max_connections` open connections a new one is answered 503
+and closed at once.
 
 Work that can take long (solving, generating) runs in a daemon thread, at most `work_slots` at a
 time (a request beyond them is answered 503 "busy" at once instead of queueing), and is waited for
@@ -86,10 +87,11 @@ class WorkPool:
     """Runs blocking functions in daemon threads, at most `slots` at once, each waited for at most
     `deadline_s` seconds and no longer than its client stays connected."""
 
-    def __init__(self, what: str, slots: int, deadline_s: float):
+    def __init__(self, what: str, slots: int, deadline_s: float, hint: str = ""):
         self.what = what
         self.slots = slots
         self.deadline_s = deadline_s
+        self.hint = hint
         self._running = 0
         self._lock = threading.Lock()
         self._stopping = False
@@ -127,7 +129,8 @@ class WorkPool:
         if not self._take():
             raise WorkError(
                 503,
-                f"busy: {self.slots} {self.what} already running; try again when one has finished",
+                f"busy: {self.slots} {self.what} are running, the most at once; try again when one has "
+                "finished",
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -173,11 +176,7 @@ class WorkPool:
             raise WorkError(503, "the server is shutting down")
         if gone is not None and gone.done() and not gone.cancelled():
             raise ClientGone()
-        raise WorkError(
-            504,
-            f"gave up after {self.deadline_s:g} s: the {self.what} took too long "
-            "(a smaller puzzle or model may do)",
-        )
+        raise WorkError(504, f"gave up after {self.deadline_s:g} s: that took too long{self.hint}")
 
 
 class ClientGone(Exception):
@@ -265,7 +264,7 @@ def protocol_class(limits: Limits, on_shutdown: Callable[[], None] | None = None
             # that began during on_response_complete is `armed_with` itself, and still running).
             if self.cycle is not armed_with or (armed_with is not None and not armed_with.response_complete):
                 return
-            if self.conn.our_state is h11.IDLE:
+            if self.conn.our_state is h11.IDLE and self.conn.trailing_data[0]:  # part of a head came
                 seconds = f"{limits.head_timeout_s:g}"
                 self.transport.write(
                     raw_response(408, "Request Timeout", f"the request headers took over {seconds} s")

@@ -193,18 +193,27 @@ def _query(request: Request, model: type[BaseModel]) -> Any:
     return _validate(model, dict(params))
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 
 
-def json_depth(text: str) -> int:
-    """How deep the arrays and objects of JSON `text` nest (brackets inside strings aside), found
-    without parsing it: json.loads recurses once per level and fails on thousands of them."""
+def json_depth(text: str, stop_above: int = MAX_JSON_DEPTH) -> int:
+    """How deep the arrays and objects of JSON `text` nest (brackets inside strings aside), found in
+    one pass without parsing it (json.loads recurses once per level and fails on thousands of them).
+    Stops counting past `stop_above`."""
     depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        if match.group() in "[{":
+    in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:  # (a backslash escape, in a string or not)
+            continue
+        elif token in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    break
         else:
             depth -= 1
     return deepest
@@ -767,7 +776,12 @@ class VizState:
     reads: WorkPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.work = WorkPool("solves or generations", self.limits.work_slots, self.limits.work_deadline_s)
+        self.work = WorkPool(
+            "solves and generations",
+            self.limits.work_slots,
+            self.limits.work_deadline_s,
+            " (a smaller puzzle, fewer views, or a longer `hrm viz --deadline` may do)",
+        )
         self.reads = WorkPool("reads", self.limits.read_slots, self.limits.read_deadline_s)
 
     def remember(self, trace: dict[str, Any]) -> str:
