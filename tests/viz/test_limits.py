@@ -620,6 +620,19 @@ def test_fuzz_wrong_methods(fuzz_client, endpoint, method):
     check_refused(fuzz_client.request(method, endpoint))
 
 
+@given(
+    endpoint=st.sampled_from(
+        ["/", "/static/app.js", "/api/info", "/api/run", "/api/dataset", "/api/trace/x"]
+    ),
+    host=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),
+)
+@settings(max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_host_headers(fuzz_client, endpoint, host):
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    hypothesis.assume(name.lower() not in server.LOCAL_HOSTS)
+    check_refused(fuzz_client.get(endpoint, headers={"host": host}))
+
+
 @given(request=st.binary(min_size=1, max_size=200))
 @settings(
     max_examples=30,
