@@ -608,6 +608,7 @@ def test_export_errors(tmp_path):
         (["viz", "--export", str(bad), "--model", "m"], "takes no --model"),
         (["viz", "--export", str(bad), "--out", str(bad)], "overwrite the trace"),
         (["viz", "--port", "70000"], "--port"),
+        (["viz", "--deadline", "0"], "--deadline"),
     ):
         args = parser.parse_args(argv)
         with pytest.raises(HRMError, match=needle):

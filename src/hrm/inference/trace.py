@@ -107,6 +107,8 @@ def pca(record: dict[str, Any]) -> dict[str, Any] | None:
     mean_H = torch.stack(record["mean_H"]).double()
     mean_L = torch.stack(record["mean_L"]).double()
     x = torch.cat([mean_H, mean_L])
+    if not bool(torch.isfinite(x).all()):
+        return None  # a model producing NaN or infinity has no trajectory to project
     x = x - x.mean(0, keepdim=True)
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
     k = min(2, vh.shape[0])

@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="default cpu")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a solve or a generation after this long (default 60; a large model on a CPU "
+        "may need more)",
+    )
     p.add_argument("--export", metavar="TRACE_JSON", help="write a self-contained HTML page of this trace")
     p.add_argument("--out", metavar="HTML", help="with --export: the page to write (default: TRACE.html)")
     p.set_defaults(handler=run)
@@ -66,8 +74,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--out goes with --export TRACE_JSON")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    if args.deadline is not None and not 1 <= args.deadline <= 3600:
+        raise ConfigError(f"--deadline must be 1..3600 seconds, got {args.deadline:g}")
 
+    from hrm.viz.limits import Limits
     from hrm.viz.server import LOCAL_HOSTS, bind, create_app, serve
+
+    limits = Limits() if args.deadline is None else Limits(work_deadline_s=args.deadline)
 
     preloaded = None
     device = "cpu"
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         preloaded_model=preloaded,
         allowed_hosts=allowed,
+        limits=limits,
     )
     sock, url = bind(args.host, args.port)
     shown = []

@@ -2,9 +2,10 @@
 
 It serves only its own three static files and what it was given on the command line: one model
 (cached once loaded), one run directory (its metrics.jsonl, read incrementally) and one dataset
-directory (examples named by split and index, never by path). Every request body is capped, parsed
-as JSON and validated with pydantic; errors are `{"error": "..."}` with a fitting status code and
-never a traceback.
+directory (examples named by split and index, never by path); a file there that links outside its
+directory is refused. Every request body is capped in size, time and JSON nesting, parsed and
+validated with pydantic; errors are `{"error": "..."}` with a fitting status code and never a
+traceback. Solving and generating run in a few daemon threads under a deadline (`hrm.viz.limits`).
 
 API (all JSON):
     GET  /api/info                          model, run and dataset summaries, limits, and "kinds":
@@ -26,18 +27,20 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import numpy as np
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -57,6 +60,7 @@ from hrm.tasks import (
     task_named,
 )
 from hrm.viz.export import STATIC_FILES, annotate, read_static
+from hrm.viz.limits import ClientGone, Job, Limits, WorkError, WorkPool, protocol_class
 
 log = logging.getLogger("hrm.viz")
 
@@ -67,6 +71,14 @@ MAX_PER_PAGE = 48
 MAX_VARIANTS = 64
 MAX_METRICS_PER_RESPONSE = 5000
 GENERATE_MAX_TRIES = 50
+MAX_JSON_DEPTH = 32  # a pasted task is 5 deep
+MAX_NUMBER_DIGITS = 20  # every number the API takes fits; int() of thousands of digits is slow
+MAX_QUERY_VALUE = 64
+MAX_QUERY_NAME = 32
+NON_FINITE_WARNING = (
+    "the model produced non-finite values (NaN or infinity); they are shown as null: its weights or "
+    "inputs may be broken"
+)
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -180,12 +192,82 @@ def _validate(model: type[BaseModel], data: Any) -> Any:
 
 def _query(request: Request, model: type[BaseModel]) -> Any:
     params = request.query_params
+    for name, value in params.multi_items():
+        if len(name) > MAX_QUERY_NAME:
+            raise ApiError(400, "invalid request: unknown query parameter")
+        if len(value) > MAX_QUERY_VALUE:
+            raise ApiError(400, f"invalid request: {name} is over {MAX_QUERY_VALUE} characters")
     if len(params.multi_items()) != len(params):
         raise ApiError(422, "invalid request: a query parameter is repeated")
     return _validate(model, dict(params))
 
 
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def json_depth(text: str, stop_above: int = MAX_JSON_DEPTH) -> int:
+    """How deep the arrays and objects of JSON `text` nest (brackets inside strings aside), found in
+    one pass without parsing it (json.loads recurses once per level and fails on thousands of them).
+    Stops counting past `stop_above`."""
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:  # (a backslash escape, in a string or not)
+            continue
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+class _JsonLimit(ValueError):
+    pass
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _JsonLimit(f"a number has over {MAX_NUMBER_DIGITS} digits")
+    return int(digits)
+
+
+def _no_constant(name: str) -> Any:
+    raise _JsonLimit(f"{name} is not JSON")
+
+
+def parse_json(text: str, status: int, what: str) -> Any:
+    """`text` parsed as strict JSON, at most MAX_JSON_DEPTH deep, with integers of at most
+    MAX_NUMBER_DIGITS digits (and no NaN or Infinity); ApiError(status) naming `what` otherwise."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(status, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except _JsonLimit as exc:
+        raise ApiError(status, f"{what} is not accepted: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(status, f"{what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError):
+        raise ApiError(status, f"{what} is not valid JSON") from None
+
+
 async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+    limits: Limits = _state(request).limits
+    try:
+        with anyio.fail_after(limits.body_timeout_s):
+            data = await _read_json_body(request)
+    except TimeoutError:
+        raise ApiError(408, f"the request body took over {limits.body_timeout_s:g} s to arrive") from None
+    return _validate(model, data)
+
+
+async def _read_json_body(request: Request) -> Any:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise ApiError(415, "send the request body as JSON (Content-Type: application/json)")
@@ -202,14 +284,31 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
         if len(body) > MAX_BODY_BYTES:
             raise ApiError(413, f"request body over {MAX_BODY_BYTES // 1024} KB")
     try:
-        data = json.loads(bytes(body).decode("utf-8"))
+        text = bytes(body).decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = parse_json(text, 400, "request body")
     if not isinstance(data, dict):
         raise ApiError(422, "invalid request: the body must be a JSON object")
-    return _validate(model, data)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Files inside the given directories
+# --------------------------------------------------------------------------------------------------
+
+
+def contained(root: Path, path: Path, place: str) -> Path:
+    """`path` (under `root`, which is resolved) with its links resolved, when that is still inside
+    `root`; ApiError(403) when a link leads out of the `place` directory."""
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        try:
+            shown = path.relative_to(root).as_posix()
+        except ValueError:
+            shown = path.name
+        raise ApiError(403, f"{shown} links outside the {place} directory; it is not read")
+    return real
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,12 +318,17 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
 
 class ModelSlot:
     """The model named on the command line, loaded on first use and kept; a run directory is
-    re-resolved on each use, so a newer checkpoint of a training run is picked up."""
+    re-resolved on each use, so a newer checkpoint of a training run is picked up. `within`: a
+    directory the checkpoint and its files must lie in (the run directory, when the model is its
+    latest checkpoint)."""
 
-    def __init__(self, spec: str | None, device: str = "cpu", preloaded: Any = None):
+    def __init__(
+        self, spec: str | None, device: str = "cpu", preloaded: Any = None, within: Path | None = None
+    ):
         self.spec = spec
         self.device = device
         self.loaded = preloaded
+        self.within = within
         self.key: str | None = None
         if preloaded is not None and spec is not None:
             self.key = self._resolve()
@@ -234,9 +338,20 @@ class ModelSlot:
         from hrm.checkpoint import resolve_checkpoint
 
         assert self.spec is not None
-        return str(resolve_checkpoint(self.spec)) if Path(self.spec).exists() else self.spec
+        if not Path(self.spec).exists():
+            return self.spec
+        found = resolve_checkpoint(self.spec)
+        if self.within is not None:
+            real = contained(self.within, found, "run")
+            if real.is_dir():
+                for entry in real.iterdir():
+                    contained(self.within, entry, "run")
+        return str(found)
 
-    def get(self) -> Any:
+    def get(self, wait_s: float | None = None) -> Any:
+        """The model, loaded (again, when the run has a newer checkpoint) if need be. `wait_s`: how
+        long to wait for a load in progress in another request (None: until it ends); past it, the
+        model loaded before, if any."""
         if self.spec is None and self.loaded is None:
             raise ApiError(
                 409,
@@ -247,20 +362,25 @@ class ModelSlot:
             return self.loaded
         from hrm.checkpoint import load_model
 
-        with self.lock:
-            try:
-                key = self._resolve()
-                if self.loaded is None or key != self.key:
-                    self.loaded = load_model(self.spec, device=self.device)
-                    self.key = key
-            except HRMError as exc:
-                raise ApiError(503, f"the model cannot be loaded: {exc}") from None
-            return self.loaded
+        if not self.lock.acquire(timeout=-1 if wait_s is None else max(0.0, wait_s)):
+            if self.loaded is not None:
+                return self.loaded
+            raise ApiError(503, "the model is still loading; try again in a moment")
+        try:
+            key = self._resolve()
+            if self.loaded is None or key != self.key:
+                self.loaded = load_model(self.spec, device=self.device)
+                self.key = key
+        except HRMError as exc:
+            raise ApiError(503, f"the model cannot be loaded: {exc}") from None
+        finally:
+            self.lock.release()
+        return self.loaded
 
     def info(self) -> dict[str, Any]:
         from hrm.models import model_name
 
-        loaded = self.get()
+        loaded = self.get(wait_s=0)
         model = loaded.model if hasattr(loaded, "model") else loaded
         c = model.config
         return {
@@ -287,8 +407,9 @@ class MetricsTail:
     (a line still being written waits for its newline); a file that shrank or was replaced (a
     resumed run rewrites it) is read again from the start under a new generation number."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, within: Path | None = None):
         self.path = path
+        self.within = within
         self.records: list[dict[str, Any]] = []
         self.offset = 0
         self.partial = b""
@@ -303,6 +424,8 @@ class MetricsTail:
 
     def refresh(self) -> None:
         with self.lock:
+            if self.within is not None and self.path.is_symlink():
+                contained(self.within, self.path, "run")
             try:
                 st = self.path.stat()
             except FileNotFoundError:
@@ -325,8 +448,10 @@ class MetricsTail:
                 if not line.strip():
                     continue
                 try:
+                    if json_depth(line.decode("utf-8")) > MAX_JSON_DEPTH:
+                        raise ValueError("nested too deep")
                     record = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):  # (JSONDecodeError is one)
                     self.skipped += 1
                     continue
                 if isinstance(record, dict):
@@ -350,41 +475,63 @@ class MetricsTail:
             }
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def _finite(value: Any, replaced: list[Any] | None = None) -> Any:
+    """`value` with NaN and infinities as None (JSON has neither), each one noted in `replaced`."""
+    if isinstance(value, (float, np.floating)):
+        if math.isfinite(value):
+            return float(value)
+        if replaced is not None:
+            replaced.append(value)
         return None
     if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return {str(k): _finite(v, replaced) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, replaced) for v in value]
     return value
 
 
-@dataclass
 class RunView:
-    root: Path
-    tail: MetricsTail = field(init=False)
+    """A training run directory: its config.yaml, checkpoints and metrics.jsonl, each read only where
+    it resolves inside the directory."""
 
-    def __post_init__(self) -> None:
-        self.tail = MetricsTail(self.root / "metrics.jsonl")
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.tail = MetricsTail(self.root / "metrics.jsonl", within=self.root)
 
     def summary(self) -> dict[str, Any]:
         import yaml
 
         from hrm.checkpoint import checkpoint_dirs
 
+        errors: list[str] = []
         config: Any = None
         cfg_path = self.root / "config.yaml"
-        if cfg_path.is_file():
-            try:
-                config = _finite(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                config = None
+        try:
+            if cfg_path.is_file():
+                real = contained(self.root, cfg_path, "run")
+                config = _finite(yaml.safe_load(real.read_text(encoding="utf-8")))
+        except ApiError as exc:
+            errors.append(exc.message)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+            config = None
+        checkpoints: list[str] = []
+        try:
+            if (self.root / "checkpoints").exists():
+                contained(self.root, self.root / "checkpoints", "run")
+            for path in checkpoint_dirs(self.root):
+                try:
+                    contained(self.root, path, "run")
+                    checkpoints.append(path.name)
+                except ApiError as exc:
+                    errors.append(exc.message)
+        except ApiError as exc:
+            errors.append(exc.message)
         return {
             "name": self.root.name,
             "config": config if isinstance(config, dict) else None,
-            "checkpoints": [p.name for p in checkpoint_dirs(self.root)],
+            "checkpoints": checkpoints,
             "metrics": (self.root / "metrics.jsonl").is_file(),
+            "errors": errors,
         }
 
 
@@ -413,9 +560,10 @@ class DatasetView:
     def __init__(self, root: Path):
         from hrm.data.format import IDENTIFIERS_FILE, list_splits
 
-        self.root = root
         if not root.is_dir():
             raise DataError(f"--data {root}: not a directory")
+        root = root.resolve()
+        self.root = root
         self.split_names = list_splits(root)
         if not self.split_names:
             raise DataError(f"--data {root}: no split with a dataset.json inside; not a dataset directory")
@@ -423,10 +571,12 @@ class DatasetView:
         ident_file = root / IDENTIFIERS_FILE
         if ident_file.is_file():
             try:
-                names = json.loads(ident_file.read_text(encoding="utf-8"))
+                names = json.loads(contained(root, ident_file, "dataset").read_text(encoding="utf-8"))
                 if isinstance(names, list):
                     self.identifiers = [str(n) for n in names]
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            except ApiError as exc:
+                raise DataError(f"--data {root}: {exc.message}") from None
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
                 self.identifiers = []
         self._splits: dict[str, _Split] = {}
         self._test_puzzles: dict[str, Any] | None = None
@@ -439,6 +589,9 @@ class DatasetView:
             raise ApiError(404, f"the dataset has no split {name!r} (splits: {', '.join(self.split_names)})")
         with self.lock:
             if name not in self._splits:
+                folder = contained(self.root, self.root / name, "dataset")
+                for entry in folder.iterdir():
+                    contained(self.root, entry, "dataset")
                 try:
                     meta, sets = load_split(self.root, name)
                 except DataError as exc:
@@ -560,10 +713,10 @@ class DatasetView:
                 path = self.root / "test_puzzles.json"
                 if path.is_file():
                     try:
-                        data = json.loads(path.read_text(encoding="utf-8"))
+                        data = json.loads(contained(self.root, path, "dataset").read_text(encoding="utf-8"))
                         if isinstance(data, dict):
                             self._test_puzzles = data
-                    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                    except (ApiError, OSError, UnicodeDecodeError, ValueError, RecursionError):
                         pass
         try:
             task_id, tid, mapping = parse_name(name)
@@ -603,10 +756,7 @@ def parse_request_puzzle(req: SolveRequest, config: Any) -> Puzzle:
     model's shape where they cannot tell). Text is parsed as it is, never read as a file name."""
     raw = req.puzzle
     if isinstance(raw, str) and raw.lstrip().startswith("{"):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ApiError(422, f"the puzzle is not valid JSON ({exc.msg})") from None
+        raw = parse_json(raw, 422, "the puzzle")
     task = task_named(req.kind) if req.kind is not None else task_for(raw, config)
     if isinstance(raw, str):
         _check_text_size(raw)
@@ -627,9 +777,21 @@ class VizState:
     model: ModelSlot
     run: RunView | None
     data: DatasetView | None
+    limits: Limits = field(default_factory=Limits)
     traces: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     solve_lock: threading.Lock = field(default_factory=threading.Lock)
     static: dict[str, bytes] = field(default_factory=dict)
+    work: WorkPool = field(init=False)
+    reads: WorkPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.work = WorkPool(
+            "solves and generations",
+            self.limits.work_slots,
+            self.limits.work_deadline_s,
+            " (a smaller puzzle, fewer views, or a longer `hrm viz --deadline` may do)",
+        )
+        self.reads = WorkPool("reads", self.limits.read_slots, self.limits.read_deadline_s)
 
     def remember(self, trace: dict[str, Any]) -> str:
         trace_id = uuid.uuid4().hex[:16]
@@ -652,6 +814,17 @@ def _json(data: Any) -> Response:
     return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 
+async def _work(request: Request, fn: Callable[[Job], Any]) -> Any:
+    """`fn(job)` in one of the work threads (solving, generating): 503 when they are all busy, 504
+    past the deadline; the wait ends when the client disconnects."""
+    return await _state(request).work.run(request.receive, fn)
+
+
+async def _read(request: Request, fn: Callable[[], Any]) -> Any:
+    """`fn()` in one of the read threads (files, the model's summary), under their deadline."""
+    return await _state(request).reads.run(request.receive, lambda job: fn())
+
+
 async def page(request: Request) -> Response:
     return Response(_state(request).static["index.html"], media_type=STATIC_FILES["index.html"])
 
@@ -664,8 +837,7 @@ async def static(request: Request) -> Response:
     return Response(content, media_type=STATIC_FILES[name], headers={"cache-control": "no-cache"})
 
 
-async def info(request: Request) -> Response:
-    st = _state(request)
+def _info_sync(st: VizState) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": None,
         "model_error": None,
@@ -676,23 +848,32 @@ async def info(request: Request) -> Response:
             "max_body_bytes": MAX_BODY_BYTES,
             "max_grid": MAX_VIEWER_SIDE,
             "max_arc_pairs": MAX_ARC_PAIRS,
+            "max_json_depth": MAX_JSON_DEPTH,
+            **st.limits.summary(),
         },
         "kinds": describe_tasks(),
     }
     if st.model.spec is not None or st.model.loaded is not None:
         try:
-            out["model"] = await run_in_threadpool(st.model.info)
+            out["model"] = st.model.info()
         except ApiError as exc:
             out["model_error"] = exc.message
     if st.data is not None:
-        out["data"] = await run_in_threadpool(st.data.summary)
-    return _json(out)
+        out["data"] = st.data.summary()
+    return out
 
 
-def _solve_sync(st: VizState, req: SolveRequest) -> dict[str, Any]:
+async def info(request: Request) -> Response:
+    st = _state(request)
+    return _json(await _read(request, lambda: _info_sync(st)))
+
+
+def _solve_sync(st: VizState, req: SolveRequest, job: Job | None = None) -> dict[str, Any]:
     from hrm.inference import solve
 
-    loaded = st.model.get()
+    job = job or Job(st.limits.work_deadline_s)
+    loaded = st.model.get(wait_s=job.remaining())
+    job.check()
     model = loaded.model if hasattr(loaded, "model") else loaded
     expected = None
     expected_source = None
@@ -717,38 +898,52 @@ def _solve_sync(st: VizState, req: SolveRequest) -> dict[str, Any]:
     if known is not None:
         expected, expected_source = known, "the task's test output"
     task.check_fits(puzzle, model.config.seq_len, model.config.vocab_size, "the loaded model")
-    with st.solve_lock:
+    if not st.solve_lock.acquire(timeout=job.remaining()):
+        raise WorkError(503, "busy: another solve is still running; try again when it has finished")
+    try:
+        job.check()
         solution = solve(loaded, puzzle, halt=req.halt, trace=True, arc_max_views=req.max_views)
+    finally:
+        st.solve_lock.release()
+    job.check()
     trace = solution.trace
     assert trace is not None
     annotations = annotate(trace, expected, expected_source)
-    trace_id = st.remember(trace)
-    return {
-        "id": trace_id,
-        "trace": _finite(trace),
-        "annotations": annotations,
-        "example": example,
-        "solution": {
-            "valid": solution.valid,
-            "reason": solution.reason,
-            "segments": solution.segments,
-            "confidence": solution.confidence,
-            "seconds": solution.seconds,
-            "verdict": solution.verdict(),
+    replaced: list[Any] = []
+    out = _finite(
+        {
+            "trace": trace,
+            "annotations": annotations,
+            "solution": {
+                "valid": solution.valid,
+                "reason": solution.reason,
+                "segments": solution.segments,
+                "confidence": solution.confidence,
+                "seconds": solution.seconds,
+                "verdict": solution.verdict(),
+            },
         },
+        replaced,
+    )
+    return {
+        "id": st.remember(out["trace"]),
+        **out,
+        "example": example,
+        "warning": NON_FINITE_WARNING if replaced else None,
     }
 
 
 async def solve_endpoint(request: Request) -> Response:
+    st = _state(request)
     req = await _json_body(request, SolveRequest)
-    return _json(await run_in_threadpool(_solve_sync, _state(request), req))
+    return _json(await _work(request, lambda job: _solve_sync(st, req, job)))
 
 
 async def trace_endpoint(request: Request) -> Response:
     trace = _state(request).traces.get(request.path_params["trace_id"])
     if trace is None:
         raise ApiError(404, "no such trace (only the last 16 solved in this session are kept)")
-    return _json(_finite(trace))
+    return _json(trace)
 
 
 def _generate_sync(req: GenerateRequest) -> dict[str, Any]:
@@ -760,7 +955,7 @@ def _generate_sync(req: GenerateRequest) -> dict[str, Any]:
 
 async def generate(request: Request) -> Response:
     req = await _json_body(request, GenerateRequest)
-    return _json(await run_in_threadpool(_generate_sync, req))
+    return _json(await _work(request, lambda job: _generate_sync(req)))
 
 
 def _need_run(request: Request) -> RunView:
@@ -771,12 +966,13 @@ def _need_run(request: Request) -> RunView:
 
 
 async def run_info(request: Request) -> Response:
-    return _json(await run_in_threadpool(_need_run(request).summary))
+    return _json(await _read(request, _need_run(request).summary))
 
 
 async def run_metrics(request: Request) -> Response:
     q = _query(request, MetricsQuery)
-    return _json(await run_in_threadpool(_need_run(request).tail.since, q.since, q.gen))
+    tail = _need_run(request).tail
+    return _json(await _read(request, lambda: tail.since(q.since, q.gen)))
 
 
 def _need_data(request: Request) -> DatasetView:
@@ -787,17 +983,19 @@ def _need_data(request: Request) -> DatasetView:
 
 
 async def dataset_info(request: Request) -> Response:
-    return _json(await run_in_threadpool(_need_data(request).summary))
+    return _json(await _read(request, _need_data(request).summary))
 
 
 async def dataset_examples(request: Request) -> Response:
     q = _query(request, ExamplesQuery)
-    return _json(await run_in_threadpool(_need_data(request).page, q))
+    data = _need_data(request)
+    return _json(await _read(request, lambda: data.page(q)))
 
 
 async def dataset_example(request: Request) -> Response:
     q = _query(request, ExampleQuery)
-    return _json(await run_in_threadpool(_need_data(request).example, q))
+    data = _need_data(request)
+    return _json(await _read(request, lambda: data.example(q)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -806,8 +1004,12 @@ async def dataset_example(request: Request) -> Response:
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, ApiError | WorkError)
     return _error(exc.status, exc.message)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return _error(499, "the client closed the connection before the answer was ready")
 
 
 async def _user_error(request: Request, exc: Exception) -> Response:
@@ -827,17 +1029,32 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 class GuardMiddleware:
     """Refuses bodies over the cap and Host headers other than the served ones (a page on another
-    site reaching the local server through DNS rebinding), and adds security headers."""
+    site reaching the local server through DNS rebinding), and adds security headers. `limits`: the
+    app's, for the server to apply too (`make_server`)."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None):
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None, limits: Limits | None = None):
         self.app = app
         self.allowed_hosts = allowed_hosts
+        self.limits = limits or Limits()
+
+    def stop_waiting(self) -> None:
+        """The server is shutting down: requests waiting for work are answered 503 now."""
+        state = getattr(getattr(self.app, "state", None), "viz", None)
+        if isinstance(state, VizState):
+            state.work.stop()
+            state.reads.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        raw_headers = scope.get("headers", [])
+        if sum(len(k) + len(v) + 4 for k, v in raw_headers) > self.limits.max_header_bytes:
+            # (the HTTP parser bounds headers still arriving; these came in one piece)
+            message = f"request headers over {self.limits.max_header_bytes // 1024} KB"
+            await _error(431, message)(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         if self.allowed_hosts is not None:
             host = headers.get("host", "")
             hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
@@ -845,6 +1062,8 @@ class GuardMiddleware:
                 await _error(400, "invalid Host header")(scope, receive, send)
                 return
         length = headers.get("content-length")
+        if length is not None and length.isdigit() and len(length) > len(str(MAX_BODY_BYTES)):
+            length = str(MAX_BODY_BYTES + 1)  # (no int() of a thousand digits)
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             await _error(413, f"request body over {MAX_BODY_BYTES // 1024} KB")(scope, receive, send)
             return
@@ -870,22 +1089,28 @@ def create_app(
     device: str = "cpu",
     preloaded_model: Any = None,
     allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS,
+    limits: Limits | None = None,
 ) -> ASGIApp:
     """The viewer app. `model`: anything `hrm.checkpoint.load_model` takes (a run dir's latest
-    checkpoint is re-resolved on each solve); without it, `run_dir`'s checkpoints are used.
-    `preloaded_model`: an already-loaded model or `ACTModel` to use as is. `allowed_hosts`: Host
-    header names accepted (None: any, for a server bound to a public interface)."""
+    checkpoint is re-resolved on each solve); without it, `run_dir`'s checkpoints are used (and must
+    lie inside it). `preloaded_model`: an already-loaded model or `ACTModel` to use as is.
+    `allowed_hosts`: Host header names accepted (None: any, for a server bound to a public
+    interface). `limits`: timeouts, deadlines and how much work runs at once (`hrm.viz.limits`)."""
+    limits = limits or Limits()
     spec = str(model) if model is not None else None
     run = None
+    within = None
     if run_dir is not None:
         root = Path(run_dir)
         if not root.is_dir():
             raise DataError(f"--run {root}: not a directory")
         run = RunView(root)
         if spec is None and preloaded_model is None:
-            spec = str(root)
+            spec, within = str(run.root), run.root
     data = DatasetView(Path(data_dir)) if data_dir is not None else None
-    state = VizState(model=ModelSlot(spec, device, preloaded_model), run=run, data=data)
+    state = VizState(
+        model=ModelSlot(spec, device, preloaded_model, within=within), run=run, data=data, limits=limits
+    )
     state.static = {name: read_static(name).encode("utf-8") for name in STATIC_FILES}
     routes = [
         Route("/", page, methods=["GET", "HEAD"]),
@@ -904,13 +1129,15 @@ def create_app(
         routes=routes,
         exception_handlers={
             ApiError: _api_error,
+            WorkError: _api_error,
+            ClientGone: _client_gone,
             HRMError: _user_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
     )
     app.state.viz = state
-    return GuardMiddleware(app, allowed_hosts)
+    return GuardMiddleware(app, allowed_hosts, limits)
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
@@ -932,14 +1159,28 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
     return sock, f"http://{shown}:{bound}/"
 
 
-def make_server(app: ASGIApp) -> Any:
-    """A uvicorn server for `app` (quiet: warnings only, no access log)."""
+def make_server(app: ASGIApp, limits: Limits | None = None) -> Any:
+    """A uvicorn server for `app` (quiet: warnings only, no access log) under `limits` (by default
+    the app's own): request-head and idle timeouts, header size, open connections, and how long a
+    shutdown waits for requests in flight."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    guard = app if isinstance(app, GuardMiddleware) else None
+    if limits is None:
+        limits = guard.limits if guard is not None else Limits()
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=protocol_class(limits, guard.stop_waiting if guard is not None else None),
+        timeout_keep_alive=limits.idle_timeout_s,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        timeout_graceful_shutdown=limits.shutdown_grace_s,
+    )
     return uvicorn.Server(config)
 
 
-def serve(app: ASGIApp, sock: Any) -> None:
-    """Serve `app` on the bound socket `sock` until interrupted (Ctrl-C)."""
-    make_server(app).run(sockets=[sock])
+def serve(app: ASGIApp, sock: Any, limits: Limits | None = None) -> None:
+    """Serve `app` on the bound socket `sock` until interrupted (Ctrl-C, SIGTERM)."""
+    make_server(app, limits).run(sockets=[sock])

@@ -763,7 +763,9 @@
       body.halt = $("halt").value;
       const res = await api("/api/solve", body);
       loadTrace(res.trace, res.annotations, res.id, res.solution);
-      setStatus("Solved in " + fmt(res.solution.seconds, 3) + " s: " + res.solution.verdict + ".", "info");
+      const solved = "Solved in " + fmt(res.solution.seconds, 3) + " s: " + res.solution.verdict + ".";
+      if (res.warning) setStatus(solved + " Warning: " + res.warning + ".", "error");
+      else setStatus(solved, "info");
       showTab("puzzle");
     } catch (err) {
       setStatus(err.message, "error");
@@ -887,6 +889,7 @@
     box.textContent = "";
     if (!run) { box.appendChild(el("div", { text: "No run: start the viewer with --run RUN_DIR to follow training." })); return; }
     box.appendChild(el("div", {}, [el("b", { text: "Run " + run.name }), el("span", { text: " · " + run.checkpoints.length + " checkpoint(s)" + (run.checkpoints.length ? ", latest " + run.checkpoints[run.checkpoints.length - 1] : "") })]));
+    for (const problem of run.errors || []) box.appendChild(el("div", { class: "hint run-error", text: problem }));
     box.appendChild(el("div", { id: "run-status", class: "hint" }));
     if (run.config) {
       const det = el("details", {}, [el("summary", { text: "config.yaml" }), el("pre", { text: JSON.stringify(run.config, null, 2) })]);
