@@ -296,7 +296,7 @@ def test_dataset_layout(tmp_path, capsys):
     meta, sets = fmt.load_split(out, "train")
     train = sets["all"]
     assert (meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers) == (12, 900, 21)
-    assert meta.total_groups == 5 and train.num_puzzles == 20
+    assert meta.total_groups == 5 and train.num_puzzles == 20 and meta.total_puzzles == 20
     # Training tasks keep their test pairs for training (3 + 1); eval tasks only their demos (3).
     assert list(np.diff(train.puzzle_indices)) == [4] * 12 + [3] * 8
     tasks = {}
@@ -316,7 +316,7 @@ def test_dataset_layout(tmp_path, capsys):
 
     test_meta, test_sets = fmt.load_split(out, "test")
     test = test_sets["all"]
-    assert test_meta.total_groups == 2 and test.num_puzzles == 8
+    assert test_meta.total_groups == 2 and test.num_puzzles == 8 and test_meta.total_puzzles == 8
     assert list(np.diff(test.puzzle_indices)) == [1] * 4 + [2] * 4
     assert set(test.puzzle_identifiers) <= set(train.puzzle_identifiers)
     assert all(np.asarray(test.inputs[e])[0] >= 2 for e in range(test.num_examples))  # top-left

@@ -648,6 +648,7 @@ def build_arc_dataset(
             seq_len=SEQ_LEN,
             total_groups=len(arrays.group_indices) - 1,
             mean_puzzle_examples=len(arrays.inputs) / len(arrays.puzzle_identifiers),
+            total_puzzles=len(arrays.puzzle_identifiers),
             num_puzzle_identifiers=len(identifiers),
         )
     summary = write_dataset(
