@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -334,12 +335,35 @@ def test_dataset_layout(tmp_path, capsys):
     assert sum(n for _, _, n in ds) == test.num_examples
 
 
-def test_no_augmentation_keeps_grids_in_place(tmp_path):
+def _examples_at_top_left(out, split):
+    """Per puzzle of the split: how many of its examples sit at the top-left, and how many it has."""
+    _, sets = fmt.load_split(out, split)
+    arrays = sets["all"]
+    at_corner = np.asarray(arrays.inputs)[:, 0] >= 2
+    bounds = arrays.puzzle_indices
+    return [(int(at_corner[a:b].sum()), int(b - a)) for a, b in itertools.pairwise(bounds)]
+
+
+def test_no_augmentation_still_translates_training_grids(tmp_path):
+    # Both reference builders move every training example but one (drawn per puzzle) to a random
+    # offset whatever --num-aug is; test examples stay at the top-left.
+    src = small_sources(tmp_path)
     out = tmp_path / "ds"
-    data_cli.run_arc(cli_args(*small_sources(tmp_path), "--num-aug", "0", "--out", str(out)))
+    data_cli.run_arc(cli_args(*src, "--num-aug", "0", "--out", str(out)))
+    train = _examples_at_top_left(out, "train")
+    assert len(train) == 5 and all(corner >= 1 for corner, _ in train)
+    assert sum(corner for corner, _ in train) < sum(n for _, n in train)
+    assert all(corner == n for corner, n in _examples_at_top_left(out, "test"))
+    # Translation keeps every grid whole: input and label decode back to the task's examples.
     _, sets = fmt.load_split(out, "train")
-    inputs = np.asarray(sets["all"].inputs)
-    assert (inputs[:, 0] >= 2).all() and sets["all"].num_puzzles == 5
+    task = arc.parse_task(json.loads((tmp_path / "data" / "training" / "tr1.json").read_text()), "tr1", "m")
+    for e, (inp, lab) in enumerate(task.train + task.test):
+        assert np.array_equal(arc.seq_to_grid(np.asarray(sets["all"].inputs[e])), inp)
+        assert np.array_equal(arc.seq_to_grid(np.asarray(sets["all"].labels[e])), lab)
+
+    kept = tmp_path / "kept"
+    data_cli.run_arc(cli_args(*src, "--num-aug", "0", "--no-translate", "--out", str(kept)))
+    assert all(corner == n for corner, n in _examples_at_top_left(kept, "train"))
 
 
 def test_same_seed_same_bytes(tmp_path):

