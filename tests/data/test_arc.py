@@ -93,6 +93,28 @@ def test_plain_name_is_identity_and_bad_names_fail():
             arc.parse_name(bad)
 
 
+@given(grids, st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_hrm_identifier_names_are_read(grid, tid, seed):
+    # HRM's builder: f"{task}_t{tid}_{mapping digits}", colour 0 kept in place.
+    mapping = random_colour_permutation(np.random.default_rng(seed))
+    hrm = f"007bbfb7_t{tid}_{''.join(str(int(x)) for x in mapping)}"
+    ours = arc.augmented_name("007bbfb7", tid, mapping)
+    task_id, parsed_tid, parsed_map = arc.parse_name(hrm)
+    assert task_id == "007bbfb7" and parsed_tid == tid and np.array_equal(parsed_map, mapping)
+    assert np.array_equal(arc.forward_transform(hrm, grid), arc.forward_transform(ours, grid))
+    assert np.array_equal(arc.inverse_transform(hrm, arc.forward_transform(hrm, grid)), grid)
+
+
+def test_names_that_only_look_like_hrm_variants_are_plain():
+    # Task ids may hold underscores; only a valid "_t<0-7>_<permutation of 0..9>" suffix is a variant.
+    assert arc.parse_name("task_with_t1_parts")[1:] == (0, None)
+    assert arc.parse_name("a_t8_0123456789")[1:] == (0, None)
+    assert arc.parse_name("a_t1_0113456789")[1:] == (0, None)
+    assert arc.parse_name("a_b_t2_0123456789")[0] == "a_b"
+    with pytest.raises(DataError, match="must not read as a variant"):
+        arc.parse_task(make_task(0), "a_t1_0123456789", "mem")
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [

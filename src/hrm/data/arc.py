@@ -33,8 +33,9 @@ Augmentation: every task gets up to ``--num-aug`` distinct variants, each one of
 transforms combined with a random permutation of colours 1..9 (0, the background, stays),
 de-duplicated by a hash of their content. A variant is its own puzzle with its own identifier,
 ``<task id>|||t<transform id>|||<mapping>`` where mapping lists the new colour of colours 0..9
-(``abc|||t3|||0913475628``), the reference naming; :func:`inverse_transform` maps a grid predicted
-for it back to the original task. A group is a task with all its variants.
+(``abc|||t3|||0913475628``), TRM's naming; :func:`inverse_transform` maps a grid predicted for it
+back to the original task. HRM's builder names the same variant ``abc_t3_0913475628``;
+:func:`parse_name` reads both forms. A group is a task with all its variants.
 
 Files written beside the splits: ``identifiers.json`` (identifier names, index 0 ``"<blank>"``) and
 ``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions).
@@ -48,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +78,8 @@ VOCAB_SIZE = COLOUR_OFFSET + ARC_NUM_COLOURS
 MAX_GRID_SIZE = 30
 SEQ_LEN = MAX_GRID_SIZE * MAX_GRID_SIZE
 SEPARATOR = "|||"
+# HRM's builder names a variant "<task>_t<transform id>_<mapping>" instead.
+HRM_NAME = re.compile(r"(?P<task>.+)_t(?P<tid>[0-7])_(?P<mapping>[0-9]{10})")
 DEFAULT_NUM_AUG = 1000
 # Random draws allowed per wanted variant before giving up on finding new distinct ones.
 AUGMENT_RETRIES_FACTOR = 5
@@ -191,8 +195,16 @@ def augmented_name(task_id: str, tid: int, mapping: np.ndarray) -> str:
 
 def parse_name(name: str) -> tuple[str, int, np.ndarray | None]:
     """``(task id, transform id, colour mapping or None)`` of an identifier name; a name without
-    augmentation is ``(name, 0, None)``."""
+    augmentation is ``(name, 0, None)``. Both namings of a variant are read: ours and TRM's
+    (``abc|||t3|||0913475628``; a malformed one raises ValueError) and HRM's
+    (``abc_t3_0913475628``; a name that only looks like one, its digits not a permutation of 0..9,
+    is a plain task id)."""
     if SEPARATOR not in name:
+        match = HRM_NAME.fullmatch(name)
+        if match:
+            digits = np.array([int(ch) for ch in match["mapping"]])
+            if sorted(digits.tolist()) == list(range(ARC_NUM_COLOURS)):
+                return match["task"], int(match["tid"]), digits.astype(np.uint8)
         return name, 0, None
     parts = name.split(SEPARATOR)
     if len(parts) != 3 or not parts[1].startswith("t") or not parts[1][1:].isdigit():
@@ -246,6 +258,8 @@ def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None 
     where = f"{origin}: task {task_id}"
     if not task_id or SEPARATOR in task_id:
         raise DataError(f"{where}: a task id must be non-empty and must not contain {SEPARATOR!r}")
+    if parse_name(task_id)[2] is not None:
+        raise DataError(f"{where}: a task id must not read as a variant's name (<task>_t<k>_<mapping>)")
     if not isinstance(raw, dict):
         raise DataError(f"{where}: is not a JSON object with 'train' and 'test'")
     for key in ("train", "test"):

@@ -46,17 +46,19 @@ def arc_views(
     all with the blank identifier 0: the model has no embedding for a task it never saw. The first
     view is always the task as given."""
     views: list[tuple[str, int]] = []
+    augmented: dict[int, bool] = {}
     if names:
         for ident, name in enumerate(names):
             if ident == 0 or name == BLANK_IDENTIFIER:
                 continue
             try:
-                base = parse_name(name)[0]
+                base, tid, mapping = parse_name(name)
             except ValueError:
                 continue
             if base == task.id:
                 views.append((name, ident))
-        views.sort(key=lambda v: (SEPARATOR in v[0], v[1]))
+                augmented[ident] = tid != 0 or mapping is not None
+        views.sort(key=lambda v: (augmented[v[1]], v[1]))
     if not views:
         rng = np.random.default_rng(seed)
         mappings = [IDENTITY_COLOURS] + [random_colour_permutation(rng) for _ in range(max(colour_perms, 0))]
