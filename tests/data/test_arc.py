@@ -428,7 +428,14 @@ def test_kaggle_eval_without_solutions(tmp_path):
     assert fmt.validate_dataset(out) == []
     _, sets = fmt.load_split(out, "test")
     assert not np.asarray(sets["all"].labels).any()  # unknown answers: nothing to score
-    assert "output" not in json.loads((out / "test_puzzles.json").read_text())["q1"]["test"][0]
+    # An output for every test input, as TRM's evaluator reads them: TRM's placeholder, marked unknown.
+    written = json.loads((out / "test_puzzles.json").read_text())["q1"]
+    assert written["test"][0] == {
+        "input": make_task(1)["test"][0]["input"],
+        "output": [[0]],
+        "output_known": False,
+    }
+    assert arc.parse_task(written, "q1", "test_puzzles.json").test[0][1] is None
 
 
 @pytest.mark.skipif(not Path(f"{CONCEPTARC}_challenges.json").is_file(), reason="shared ConceptARC missing")

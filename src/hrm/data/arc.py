@@ -38,7 +38,9 @@ back to the original task. HRM's builder names the same variant ``abc_t3_0913475
 :func:`parse_name` reads both forms. A group is a task with all its variants.
 
 Files written beside the splits: ``identifiers.json`` (identifier names, index 0 ``"<blank>"``) and
-``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions).
+``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions; a
+test input without a known solution gets the placeholder output ``[[0]]``, as TRM's builder writes
+it, marked ``"output_known": false``).
 
 The dataset format (pydantic) is imported by the functions that assemble and write a dataset, not
 at module load: ``hrm data`` reads this module's defaults when it starts.
@@ -80,6 +82,9 @@ SEQ_LEN = MAX_GRID_SIZE * MAX_GRID_SIZE
 SEPARATOR = "|||"
 # HRM's builder names a variant "<task>_t<transform id>_<mapping>" instead.
 HRM_NAME = re.compile(r"(?P<task>.+)_t(?P<tid>[0-7])_(?P<mapping>[0-9]{10})")
+# test_puzzles.json: a test output written only because readers need one (see ArcTask.to_json).
+UNKNOWN_OUTPUT: list[list[int]] = [[0]]
+OUTPUT_KNOWN_KEY = "output_known"
 DEFAULT_NUM_AUG = 1000
 # Random draws allowed per wanted variant before giving up on finding new distinct ones.
 AUGMENT_RETRIES_FACTOR = 5
@@ -242,19 +247,28 @@ class ArcTask:
     test: list[tuple[Grid, Grid | None]]
     origin: str = ""
 
-    def to_json(self) -> dict[str, list[dict[str, list[list[int]]]]]:
-        def pair(i: Grid, o: Grid | None) -> dict[str, list[list[int]]]:
-            d = {"input": i.tolist()}
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """The task as test_puzzles.json holds it. An unknown test output is written as the
+        placeholder ``[[0]]`` (TRM's builder fills missing solutions so, and its evaluator needs an
+        output for every test input) with ``"output_known": false``, which `parse_task` and the
+        scoring read as unknown."""
+
+        def pair(i: Grid, o: Grid | None) -> dict[str, Any]:
+            d: dict[str, Any] = {"input": i.tolist()}
             if o is not None:
                 d["output"] = o.tolist()
+            else:
+                d["output"] = UNKNOWN_OUTPUT
+                d[OUTPUT_KNOWN_KEY] = False
             return d
 
         return {"train": [pair(i, o) for i, o in self.train], "test": [pair(i, o) for i, o in self.test]}
 
 
 def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None = None) -> ArcTask:
-    """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs.
-    Raises DataError naming ``origin`` and the task."""
+    """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs; a
+    test example marked ``"output_known": false`` has none (see `ArcTask.to_json`). Raises DataError
+    naming ``origin`` and the task."""
     where = f"{origin}: task {task_id}"
     if not task_id or SEPARATOR in task_id:
         raise DataError(f"{where}: a task id must be non-empty and must not contain {SEPARATOR!r}")
@@ -275,9 +289,12 @@ def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None 
             if not isinstance(example, dict) or "input" not in example:
                 raise DataError(f"{where}: {key} example {n} has no 'input'")
             out_raw = example.get("output")
+            unknown = key == "test" and example.get(OUTPUT_KNOWN_KEY, True) is False
+            if unknown:
+                out_raw = None
             if solutions is not None and key == "test":
                 out_raw = solutions[n]
-            if out_raw is None and (key == "train" or "output" in example):
+            if out_raw is None and (key == "train" or ("output" in example and not unknown)):
                 raise DataError(f"{where}: {key} example {n} has no 'output'")
             try:
                 inp = parse_grid(example["input"])
