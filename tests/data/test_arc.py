@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -90,6 +91,28 @@ def test_plain_name_is_identity_and_bad_names_fail():
     for bad in ("a|||x|||0123456789", "a|||t9|||0123456789", "a|||t1|||0123", "a|||t1|||0113456789"):
         with pytest.raises(ValueError):
             arc.parse_name(bad)
+
+
+@given(grids, st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_hrm_identifier_names_are_read(grid, tid, seed):
+    # HRM's builder: f"{task}_t{tid}_{mapping digits}", colour 0 kept in place.
+    mapping = random_colour_permutation(np.random.default_rng(seed))
+    hrm = f"007bbfb7_t{tid}_{''.join(str(int(x)) for x in mapping)}"
+    ours = arc.augmented_name("007bbfb7", tid, mapping)
+    task_id, parsed_tid, parsed_map = arc.parse_name(hrm)
+    assert task_id == "007bbfb7" and parsed_tid == tid and np.array_equal(parsed_map, mapping)
+    assert np.array_equal(arc.forward_transform(hrm, grid), arc.forward_transform(ours, grid))
+    assert np.array_equal(arc.inverse_transform(hrm, arc.forward_transform(hrm, grid)), grid)
+
+
+def test_names_that_only_look_like_hrm_variants_are_plain():
+    # Task ids may hold underscores; only a valid "_t<0-7>_<permutation of 0..9>" suffix is a variant.
+    assert arc.parse_name("task_with_t1_parts")[1:] == (0, None)
+    assert arc.parse_name("a_t8_0123456789")[1:] == (0, None)
+    assert arc.parse_name("a_t1_0113456789")[1:] == (0, None)
+    assert arc.parse_name("a_b_t2_0123456789")[0] == "a_b"
+    with pytest.raises(DataError, match="must not read as a variant"):
+        arc.parse_task(make_task(0), "a_t1_0123456789", "mem")
 
 
 @pytest.mark.parametrize(
@@ -296,7 +319,7 @@ def test_dataset_layout(tmp_path, capsys):
     meta, sets = fmt.load_split(out, "train")
     train = sets["all"]
     assert (meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers) == (12, 900, 21)
-    assert meta.total_groups == 5 and train.num_puzzles == 20
+    assert meta.total_groups == 5 and train.num_puzzles == 20 and meta.total_puzzles == 20
     # Training tasks keep their test pairs for training (3 + 1); eval tasks only their demos (3).
     assert list(np.diff(train.puzzle_indices)) == [4] * 12 + [3] * 8
     tasks = {}
@@ -316,7 +339,7 @@ def test_dataset_layout(tmp_path, capsys):
 
     test_meta, test_sets = fmt.load_split(out, "test")
     test = test_sets["all"]
-    assert test_meta.total_groups == 2 and test.num_puzzles == 8
+    assert test_meta.total_groups == 2 and test.num_puzzles == 8 and test_meta.total_puzzles == 8
     assert list(np.diff(test.puzzle_indices)) == [1] * 4 + [2] * 4
     assert set(test.puzzle_identifiers) <= set(train.puzzle_identifiers)
     assert all(np.asarray(test.inputs[e])[0] >= 2 for e in range(test.num_examples))  # top-left
@@ -334,12 +357,35 @@ def test_dataset_layout(tmp_path, capsys):
     assert sum(n for _, _, n in ds) == test.num_examples
 
 
-def test_no_augmentation_keeps_grids_in_place(tmp_path):
+def _examples_at_top_left(out, split):
+    """Per puzzle of the split: how many of its examples sit at the top-left, and how many it has."""
+    _, sets = fmt.load_split(out, split)
+    arrays = sets["all"]
+    at_corner = np.asarray(arrays.inputs)[:, 0] >= 2
+    bounds = arrays.puzzle_indices
+    return [(int(at_corner[a:b].sum()), int(b - a)) for a, b in itertools.pairwise(bounds)]
+
+
+def test_no_augmentation_still_translates_training_grids(tmp_path):
+    # Both reference builders move every training example but one (drawn per puzzle) to a random
+    # offset whatever --num-aug is; test examples stay at the top-left.
+    src = small_sources(tmp_path)
     out = tmp_path / "ds"
-    data_cli.run_arc(cli_args(*small_sources(tmp_path), "--num-aug", "0", "--out", str(out)))
+    data_cli.run_arc(cli_args(*src, "--num-aug", "0", "--out", str(out)))
+    train = _examples_at_top_left(out, "train")
+    assert len(train) == 5 and all(corner >= 1 for corner, _ in train)
+    assert sum(corner for corner, _ in train) < sum(n for _, n in train)
+    assert all(corner == n for corner, n in _examples_at_top_left(out, "test"))
+    # Translation keeps every grid whole: input and label decode back to the task's examples.
     _, sets = fmt.load_split(out, "train")
-    inputs = np.asarray(sets["all"].inputs)
-    assert (inputs[:, 0] >= 2).all() and sets["all"].num_puzzles == 5
+    task = arc.parse_task(json.loads((tmp_path / "data" / "training" / "tr1.json").read_text()), "tr1", "m")
+    for e, (inp, lab) in enumerate(task.train + task.test):
+        assert np.array_equal(arc.seq_to_grid(np.asarray(sets["all"].inputs[e])), inp)
+        assert np.array_equal(arc.seq_to_grid(np.asarray(sets["all"].labels[e])), lab)
+
+    kept = tmp_path / "kept"
+    data_cli.run_arc(cli_args(*src, "--num-aug", "0", "--no-translate", "--out", str(kept)))
+    assert all(corner == n for corner, n in _examples_at_top_left(kept, "train"))
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -382,7 +428,14 @@ def test_kaggle_eval_without_solutions(tmp_path):
     assert fmt.validate_dataset(out) == []
     _, sets = fmt.load_split(out, "test")
     assert not np.asarray(sets["all"].labels).any()  # unknown answers: nothing to score
-    assert "output" not in json.loads((out / "test_puzzles.json").read_text())["q1"]["test"][0]
+    # An output for every test input, as TRM's evaluator reads them: TRM's placeholder, marked unknown.
+    written = json.loads((out / "test_puzzles.json").read_text())["q1"]
+    assert written["test"][0] == {
+        "input": make_task(1)["test"][0]["input"],
+        "output": [[0]],
+        "output_known": False,
+    }
+    assert arc.parse_task(written, "q1", "test_puzzles.json").test[0][1] is None
 
 
 @pytest.mark.skipif(not Path(f"{CONCEPTARC}_challenges.json").is_file(), reason="shared ConceptARC missing")

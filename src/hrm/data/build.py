@@ -37,10 +37,12 @@ def dataset_metadata(
     seq_len: int,
     total_groups: int,
     mean_puzzle_examples: float,
+    total_puzzles: int,
     num_puzzle_identifiers: int = 1,
 ) -> DatasetMetadata:
     """The metadata of one split as every builder writes it: the single set `SET_NAME`, padding and
-    ignored labels `PAD_ID`, blank identifier 0."""
+    ignored labels `PAD_ID`, blank identifier 0, and `total_puzzles` (the split's puzzles, augmented
+    ones included) that TRM's loader requires."""
     from hrm.data.format import DatasetMetadata  # pydantic: loaded when a dataset is built, see above
 
     return DatasetMetadata(
@@ -52,6 +54,7 @@ def dataset_metadata(
         num_puzzle_identifiers=num_puzzle_identifiers,
         total_groups=total_groups,
         mean_puzzle_examples=mean_puzzle_examples,
+        total_puzzles=total_puzzles,
         sets=[SET_NAME],
     )
 

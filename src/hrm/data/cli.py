@@ -260,7 +260,8 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-translate",
         action="store_true",
-        help="keep training grids at the top-left (default: random offsets when --num-aug > 0)",
+        help="keep training grids at the top-left (default: all examples of a training puzzle but one "
+        "at random offsets, at any --num-aug, as the reference builders)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
@@ -280,7 +281,7 @@ def run_arc(args: argparse.Namespace) -> int:
         sources=args.source or arc.DEFAULT_SOURCES,
         num_aug=args.num_aug,
         seed=args.seed,
-        translate=False if args.no_translate else None,
+        translate=not args.no_translate,
         skip_invalid=args.skip_invalid,
         overwrite=args.overwrite,
         progress=True,

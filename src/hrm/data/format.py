@@ -62,7 +62,9 @@ class PuzzleSetArrays:
 
 
 class DatasetMetadata(pydantic.BaseModel):
-    """The reference's dataset.json, same field names."""
+    """The reference's dataset.json, same field names and order. ``total_puzzles`` (the puzzles of
+    the split, augmented ones included) is TRM's addition, required by its loader; HRM's files lack
+    it, so it may be missing when read (None). `write_dataset` always writes it."""
 
     pad_id: int
     ignore_label_id: int | None
@@ -72,6 +74,7 @@ class DatasetMetadata(pydantic.BaseModel):
     num_puzzle_identifiers: int
     total_groups: int
     mean_puzzle_examples: float
+    total_puzzles: int | None = None
     sets: list[str]
 
 
@@ -195,7 +198,10 @@ def write_dataset(
         for split, sets in splits.items():
             split_dir = tmp / split
             split_dir.mkdir()
-            _write_json(split_dir / METADATA_FILE, metadata[split].model_dump())
+            meta = metadata[split]
+            if meta.total_puzzles is None:  # written all the same: TRM's loader requires it
+                meta = meta.model_copy(update={"total_puzzles": sum(a.num_puzzles for a in sets.values())})
+            _write_json(split_dir / METADATA_FILE, meta.model_dump())
             total = SplitSummary()
             for set_name in metadata[split].sets:
                 arrays = sets[set_name]
@@ -357,6 +363,8 @@ def _metadata_problems(split: str, sets: dict[str, Any], meta: DatasetMetadata) 
         d = s.as_dict() if isinstance(s, PuzzleSetArrays) else s
         examples += int(d["inputs"].shape[0])
         puzzles += int(d["puzzle_identifiers"].shape[0])
+    if meta.total_puzzles is not None and meta.total_puzzles != puzzles:
+        problems.append(f"{split}: total_puzzles is {meta.total_puzzles} but the sets hold {puzzles} puzzles")
     if puzzles and not np.isclose(examples / puzzles, meta.mean_puzzle_examples, rtol=1e-3, atol=1e-6):
         problems.append(
             f"{split}: mean_puzzle_examples is {meta.mean_puzzle_examples} "

@@ -423,6 +423,7 @@ def maze_metadata(arrays: PuzzleSetArrays, size: int) -> DatasetMetadata:
         seq_len=size * size,
         total_groups=len(arrays.group_indices) - 1,
         mean_puzzle_examples=(len(arrays.inputs) / n_puzzles) if n_puzzles else 0.0,
+        total_puzzles=n_puzzles,
     )
 
 

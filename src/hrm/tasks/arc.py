@@ -14,6 +14,7 @@ from hrm.data.arc import (
     MAX_GRID_SIZE,
     SEPARATOR,
     SEQ_LEN,
+    TEST_PUZZLES_FILE,
     VOCAB_SIZE,
     ArcTask,
     augmented_name,
@@ -27,6 +28,7 @@ from hrm.data.arc import (
 from hrm.data.arc_eval import crop_prediction, grid_key, score_arc, vote
 from hrm.data.augment import NUM_DIHEDRAL, inverse_dihedral_transform, random_colour_permutation
 from hrm.data.build import BLANK_IDENTIFIER
+from hrm.data.format import IDENTIFIERS_FILE
 from hrm.errors import DataError
 from hrm.tasks.base import Answer, DatasetScore, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task
 
@@ -46,17 +48,19 @@ def arc_views(
     all with the blank identifier 0: the model has no embedding for a task it never saw. The first
     view is always the task as given."""
     views: list[tuple[str, int]] = []
+    augmented: dict[int, bool] = {}
     if names:
         for ident, name in enumerate(names):
             if ident == 0 or name == BLANK_IDENTIFIER:
                 continue
             try:
-                base = parse_name(name)[0]
+                base, tid, mapping = parse_name(name)
             except ValueError:
                 continue
             if base == task.id:
                 views.append((name, ident))
-        views.sort(key=lambda v: (SEPARATOR in v[0], v[1]))
+                augmented[ident] = tid != 0 or mapping is not None
+        views.sort(key=lambda v: (augmented[v[1]], v[1]))
     if not views:
         rng = np.random.default_rng(seed)
         mappings = [IDENTITY_COLOURS] + [random_colour_permutation(rng) for _ in range(max(colour_perms, 0))]
@@ -140,14 +144,14 @@ class ARCTask(Task):
         names = [BLANK_IDENTIFIER, *(name for name, _ in named)]
         n_tests = len(task.test)
         local_ids = np.repeat(np.arange(1, len(named) + 1), n_tests)
-        ranked = vote(local_ids, rows.preds, rows.q_halt, names)
+        ranked = vote(local_ids, encoding.rows, rows.preds, rows.q_halt, names)
         attempts: list[Grid] = []
         votes: list[list[int]] = []
         reasons: list[str] = []
         top_q: list[float] = []
         checked = solved = 0
-        for t, (_, expected) in enumerate(task.test):
-            cands = ranked.get((task.id, t), [])[:2]
+        for t, (question, expected) in enumerate(task.test):
+            cands = ranked.get((task.id, grid_key(question)), [])[:2]
             attempts.append([grid_list(c.grid) for c in cands] or [[]])
             votes.append([c.votes for c in cands] or [0])
             if cands:
@@ -243,8 +247,11 @@ class ARCTask(Task):
     def score_dataset(
         self, predictions: dict[str, dict[str, np.ndarray]], data_dir: Path
     ) -> DatasetScore | None:
-        """pass@k over the dataset's held-out tasks after voting, and the Kaggle `submission.json`."""
-        if not (Path(data_dir) / "test_puzzles.json").exists():
+        """pass@k after voting over the dataset's held-out tasks, under both task rules (`pass@k`:
+        fraction of a task's test inputs solved, TRM and the ARC Prize; `all_tests_pass@k`: all of
+        them, HRM), and the Kaggle `submission.json`. The tasks come from test_puzzles.json, or from
+        the test split of a dataset without it (HRM's builder)."""
+        if not any((Path(data_dir) / f).exists() for f in (TEST_PUZZLES_FILE, IDENTIFIERS_FILE)):
             return None
         score = score_arc(predictions, Path(data_dir))
         return DatasetScore(score.summary, score.format(), {"submission.json": score.submission()})

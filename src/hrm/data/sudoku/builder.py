@@ -146,7 +146,11 @@ def augment_tokens(
 def sudoku_metadata(size: int, num_examples: int, num_groups: int) -> DatasetMetadata:
     """Metadata of a split of ``size`` x ``size`` sudokus (one example per puzzle)."""
     return dataset_metadata(
-        vocab_size=VOCAB_SIZE[size], seq_len=size * size, total_groups=num_groups, mean_puzzle_examples=1
+        vocab_size=VOCAB_SIZE[size],
+        seq_len=size * size,
+        total_groups=num_groups,
+        mean_puzzle_examples=1,
+        total_puzzles=num_examples,
     )
 
 
