@@ -13,6 +13,8 @@ from hrm.errors import DataError
 from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task, short
 
 SEPARATORS = str.maketrans("", "", " \t\r\n|-+")
+# Generating for the viewer: digging attempts before the difficulty asked for is given up.
+GENERATE_MAX_TRIES = 50
 
 
 def sudoku_digits(tokens: np.ndarray, size: int) -> np.ndarray:
@@ -84,7 +86,7 @@ class SudokuTask(Task):
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         n = math.isqrt(seq_len)
-        return n * n == seq_len and n in sudoku_data.SIZES and vocab_size == n + 2
+        return n * n == seq_len and vocab_size == sudoku_data.VOCAB_SIZE.get(n)
 
     def claims(self, text: str) -> bool:
         cells = text.strip().translate(SEPARATORS).replace(".", "")
@@ -121,7 +123,7 @@ class SudokuTask(Task):
 
     def shape(self, puzzle: Puzzle) -> tuple[int, int, str]:
         n = puzzle.payload.shape[0]
-        return n * n, n + 2, f"a {n}x{n} sudoku ({n * n} cells)"
+        return n * n, sudoku_data.VOCAB_SIZE[n], f"a {n}x{n} sudoku ({n * n} cells)"
 
     def encode(self, puzzle: Puzzle, options: SolveOptions) -> Encoding:
         cells = puzzle.payload
@@ -226,6 +228,5 @@ class SudokuTask(Task):
         }
 
 
-GENERATE_MAX_TRIES = 50
 # The difficulties the viewer generates ("extreme" is left out: it can take many tries).
 GENERATE_DIFFICULTIES = ("easy", "medium", "hard")

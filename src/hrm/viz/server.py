@@ -70,7 +70,6 @@ MAX_TRACES = 16
 MAX_PER_PAGE = 48
 MAX_VARIANTS = 64
 MAX_METRICS_PER_RESPONSE = 5000
-GENERATE_MAX_TRIES = 50
 MAX_JSON_DEPTH = 32  # a pasted task is 5 deep
 MAX_NUMBER_DIGITS = 20  # every number the API takes fits; int() of thousands of digits is slow
 MAX_QUERY_VALUE = 64
