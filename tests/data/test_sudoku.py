@@ -32,6 +32,7 @@ from hrm.data.sudoku import (
     solve_exact,
 )
 from hrm.errors import DataError
+from shared_data import need
 
 INKALA = "8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4.."
 EASTER_MONSTER = "1.......2.9.4...5...6...7...5.9.3.......7.......85..4.7.....6...3...9.8...2.....1"
@@ -39,10 +40,7 @@ SEVENTEEN = ".................1.....2.3......3.2...1.4......5....6..3......4.7..
 
 
 def seventeen_clue_file(shared_dir: Path) -> Path:
-    path = shared_dir / "data" / "sudoku" / "17_clue.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    return path
+    return need(shared_dir / "data" / "sudoku" / "17_clue.txt")
 
 
 # -- solver ---------------------------------------------------------------------------------------
