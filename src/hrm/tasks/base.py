@@ -241,8 +241,9 @@ class Task(abc.ABC):
         dataset in `data_dir`, or None when it has none beyond the ACT metrics."""
         return None
 
-    def check_generate(self, size: int) -> None:
-        """ValueError when `generate` cannot make a puzzle of this size (one `describe` offers)."""
+    def check_generate(self, size: int, difficulty: str) -> None:
+        """ValueError when `generate` cannot make a puzzle of this size and difficulty (ones `describe`
+        offers; a kind without difficulty levels ignores it)."""
         raise ValueError(f"{self.title} puzzles cannot be generated")
 
     def generate(

@@ -163,7 +163,7 @@ class MazeTask(Task):
         except ValueError:
             return None, "G cannot be reached from S"
 
-    def check_generate(self, size: int) -> None:
+    def check_generate(self, size: int, difficulty: str) -> None:
         if not maze_data.MIN_SIZE <= size <= MAX_VIEWER_SIDE:
             low, high = maze_data.MIN_SIZE, MAX_VIEWER_SIDE
             raise ValueError(f"a generated maze is {low}x{low} to {high}x{high}, not {size}x{size}")

@@ -15,6 +15,7 @@ from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOpti
 SEPARATORS = str.maketrans("", "", " \t\r\n|-+")
 # Generating for the viewer: digging attempts before the difficulty asked for is given up.
 GENERATE_MAX_TRIES = 50
+GENERATE_DIFFICULTIES = ("easy", "medium", "hard")  # the levels the viewer offers
 
 
 def sudoku_digits(tokens: np.ndarray, size: int) -> np.ndarray:
@@ -178,7 +179,7 @@ class SudokuTask(Task):
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "title": "Sudoku",
+            "title": self.title,
             "style": "digits",
             "cell_px": 46,
             "boxes": {str(n): list(sudoku_data.box_shape(n)) for n in sudoku_data.SIZES},
@@ -212,9 +213,11 @@ class SudokuTask(Task):
         source = "solver" if result.unique else "solver (one of several solutions)"
         return result.solution.reshape(n, n).astype(int).tolist(), source
 
-    def check_generate(self, size: int) -> None:
+    def check_generate(self, size: int, difficulty: str) -> None:
         if size not in sudoku_data.SIZES:
             raise ValueError(f"a sudoku is 4x4, 6x6 or 9x9, not {size}x{size}")
+        if difficulty not in GENERATE_DIFFICULTIES:
+            raise ValueError(f"difficulty {difficulty!r} is not one of {', '.join(GENERATE_DIFFICULTIES)}")
 
     def generate(
         self, size: int, difficulty: str, rng: np.random.Generator, min_path_length: int | None = None
@@ -229,4 +232,3 @@ class SudokuTask(Task):
 
 
 # The difficulties the viewer generates ("extreme" is left out: it can take many tries).
-GENERATE_DIFFICULTIES = ("easy", "medium", "hard")
