@@ -11,20 +11,28 @@ A dataset directory holds::
     DIR/<split>/<set>__group_indices.npy      [N_groups + 1]   group g = puzzles  [idx[g], idx[g+1])
     DIR/<extra>.json                          optional extra files (e.g. ARC's test_puzzles.json)
 
+Writing (`write_dataset`) goes through a temporary folder beside the output, each file and folder
+fsynced, then renamed into place; ``overwrite`` only ever replaces a dataset directory (see
+`check_out_dir`), and temporary folders left by a killed build are removed by the next one.
+
 This module is torch-free; batches for training come from `hrm.data.dataset.PuzzleDataset`.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pydantic
@@ -220,19 +228,26 @@ def write_dataset(
     extra_files: dict[str, object] | None = None,
     overwrite: bool = False,
 ) -> DatasetSummary:
-    """Write a dataset directory atomically: everything goes to a temp dir beside ``out_dir``, which is
-    then renamed into place, so a failure leaves nothing half-written.
+    """Write a dataset directory atomically and durably: everything goes to a temporary folder beside
+    ``out_dir`` (each file fsynced as it is written, then the folders), which is renamed into place
+    (then the parent folder is fsynced), so a failure leaves nothing half-written. An OSError (a full
+    disk, a read-only or forbidden folder) or MemoryError on the way is a DataError naming the
+    directory and what to do.
 
     Arrays are checked first (the same checks as `validate_dataset`) and stored in the smallest integer
-    dtype that holds them. An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    dtype that holds them. An existing non-empty ``out_dir`` is refused unless ``overwrite`` and it is
+    a dataset directory (`check_out_dir`). Temporary folders that an earlier, killed build of the same
+    ``out_dir`` left on this machine are removed first.
     """
-    out = Path(out_dir)
-    check_out_dir(out, overwrite)
+    given = Path(out_dir)
+    check_out_dir(given, overwrite)
     if set(splits) != set(metadata):
         raise DataError(f"splits {sorted(splits)} and metadata {sorted(metadata)} name different splits")
     problems: list[str] = []
     for split, sets in splits.items():
         meta = metadata[split]
+        if not PLAIN_NAME.fullmatch(split):
+            problems.append(f"split name {split!r} is not a plain name")
         if sorted(sets) != sorted(meta.sets):
             problems.append(f"{split}: metadata sets {meta.sets} but arrays for {sorted(sets)}")
         for set_name, arrays in sets.items():
@@ -245,68 +260,212 @@ def write_dataset(
             )
     if extra_files:
         for name in extra_files:
-            if Path(name).name != name or name in splits or name == IDENTIFIERS_FILE:
+            if not PLAIN_NAME.fullmatch(name) or name in splits or name == IDENTIFIERS_FILE:
                 problems.append(
                     f"extra file name {name!r} is not a plain file name or clashes with the layout"
                 )
     if problems:
-        raise DataError(f"refusing to write an invalid dataset to {out}: {problems[0]}")
+        raise DataError(f"refusing to write an invalid dataset to {given}: {problems[0]}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    summary = DatasetSummary(path=out)
+    out = Path(os.path.abspath(given))
+    created = _make_parents(out.parent, given)
+    summary = DatasetSummary(path=given)
+    removed = remove_stale_temp_dirs(out)
+    if removed:
+        summary.notes.append(f"removed {len(removed)} temporary folder(s) left by an interrupted build")
+    tmp: Path | None = None
+    stage = f"creating a temporary folder in {out.parent}"
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "tmp"), dir=out.parent))
         for split, sets in splits.items():
             split_dir = tmp / split
+            stage = f"creating {split}/"
             split_dir.mkdir()
+            stage = f"writing {split}/{METADATA_FILE}"
             _write_json(split_dir / METADATA_FILE, metadata[split].model_dump())
             total = SplitSummary()
             for set_name in metadata[split].sets:
                 arrays = sets[set_name]
                 for name, array in arrays.as_dict().items():
-                    np.save(
-                        split_dir / f"{set_name}__{name}.npy",
-                        np.ascontiguousarray(array, smallest_dtype(array)),
-                    )
+                    file_name = f"{set_name}__{name}.npy"
+                    stage = f"writing {split}/{file_name}"
+                    stored = np.ascontiguousarray(array, smallest_dtype(array))
+                    _write_file(split_dir / file_name, functools.partial(np.save, arr=stored))
                 total.examples += arrays.num_examples
                 total.puzzles += arrays.num_puzzles
                 total.groups += arrays.num_groups
             summary.splits[split] = total
+        stage = f"writing {IDENTIFIERS_FILE}"
         _write_json(tmp / IDENTIFIERS_FILE, list(identifiers))
         for name, content in (extra_files or {}).items():
+            stage = f"writing {name}"
             _write_json(tmp / name, content)
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 summary.files.append(str(path.relative_to(tmp)))
                 summary.num_bytes += path.stat().st_size
+        stage = "syncing it to disk"
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        _replace_dir(tmp, out)
+        for split in splits:
+            _fsync_dir(tmp / split)
+        _fsync_dir(tmp)
+        stage = f"moving it into place in {out.parent}"
+        old = _replace_dir(tmp, out)
+        tmp = None  # in place now
+        try:
+            stage = "syncing its folder to disk"
+            _fsync_dir(out.parent)
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except (OSError, MemoryError) as exc:
+        moved = tmp is None
+        _discard(tmp, created)
+        raise DataError(_write_error(given, stage, exc, moved)) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp, created)
         raise
     return summary
 
 
+def _write_error(out: Path, stage: str, exc: OSError | MemoryError, moved: bool = False) -> str:
+    """One line for a failed write: the directory, the cause, what was being done, what to do."""
+    outcome = "it is in place but may not survive a crash" if moved else "nothing was written"
+    if isinstance(exc, MemoryError):
+        return (
+            f"cannot write the dataset {out}: out of memory (while {stage}); build a smaller dataset "
+            f"(fewer puzzles or augmentations); {outcome}"
+        )
+    advice = {
+        errno.ENOSPC: "free some disk space or choose another --out",
+        errno.EDQUOT: "free some space within your disk quota or choose another --out",
+        errno.EROFS: "the file system is read-only: choose another --out",
+        errno.EACCES: "choose a directory you may write to with --out",
+        errno.EPERM: "choose a directory you may write to with --out",
+    }.get(exc.errno or 0, "check the directory and try again")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot write the dataset {out}: {reason} (while {stage}); {advice}; {outcome}"
+
+
+def _make_parents(parent: Path, given: Path) -> list[Path]:
+    """Create ``parent`` and its missing ancestors; the ones created, deepest first (a failed write
+    removes them again)."""
+    created = []
+    p = parent
+    while not p.exists() and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _discard(None, created)
+        raise DataError(_write_error(given, f"creating {parent}", exc)) from None
+    return created
+
+
+def _discard(tmp: Path | None, created: list[Path]) -> None:
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for folder in created:  # deepest first; only if still empty
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _write_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Create ``path``, fill it with ``write(file)`` and fsync it: every file of a dataset is written here."""
+    with open(path, "xb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _write_json(path: Path, content: object) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-        f.write("\n")
+    text = json.dumps(content, indent=2) + "\n"
+    _write_file(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards."""
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory, so the entries made in it (files, renames) survive a crash."""
+    if os.name == "nt":  # no directory handles to fsync there
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):  # file systems without it
+            raise
+    finally:
+        os.close(fd)
+
+
+def _replace_dir(tmp: Path, out: Path) -> Path | None:
+    """Move ``tmp`` to ``out``. An existing ``out`` is moved aside first, into the folder returned,
+    which the caller deletes once the new one is durable (it is moved back if the move fails)."""
     if not out.exists():
         os.replace(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / "d")
+        return None
+    old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "old"), dir=out.parent))
+    try:
+        os.replace(out, old / "d")
+    except BaseException:
+        shutil.rmtree(old, ignore_errors=True)
+        raise
     try:
         os.replace(tmp, out)
     except BaseException:
         os.replace(old / "d", out)
         shutil.rmtree(old, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    return old
+
+
+# Temporary folders are named ".<out name>.tmp-<pid>-<host>-<random>" (".old-" for a replaced
+# dataset on its way out), so a later build can tell those of a process that is gone.
+@functools.cache
+def _host_tag() -> str:
+    return hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _temp_prefix(out: Path, kind: str) -> str:
+    return f".{out.name}.{kind}-{os.getpid()}-{_host_tag()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0 or os.name == "nt":  # not a process of ours; on Windows os.kill would end it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporary folders that builds of ``out_dir`` left beside it when they were killed:
+    only folders named as `write_dataset` names them, made on this machine by a process that no
+    longer runs. Returns the names removed."""
+    out = Path(os.path.abspath(out_dir))
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp|old)-(\d+)-{_host_tag()}-[a-z0-9_]+")
+    try:
+        entries = sorted(out.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry.name)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------------
