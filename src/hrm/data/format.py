@@ -11,6 +11,11 @@ A dataset directory holds::
     DIR/<split>/<set>__group_indices.npy      [N_groups + 1]   group g = puzzles  [idx[g], idx[g+1])
     DIR/<extra>.json                          optional extra files (e.g. ARC's test_puzzles.json)
 
+Every path a dataset names stays inside its directory: set names are plain names, and a file that
+resolves elsewhere (a symbolic link out of it) is refused. Reading checks each ``.npy`` header
+against the file's size before anything is loaded or mapped, and `check_split` (what `PuzzleDataset`
+and ``hrm eval`` run) applies the checks of `validate_dataset` to one split.
+
 Writing (`write_dataset`) goes through a temporary folder beside the output, each file and folder
 fsynced, then renamed into place; ``overwrite`` only ever replaces a dataset directory (see
 `check_out_dir`), and temporary folders left by a killed build are removed by the next one.
@@ -24,6 +29,7 @@ import errno
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 import pydantic
@@ -46,6 +52,8 @@ METADATA_FILE = "dataset.json"
 # A set or split name is part of file and folder names: a plain name, so no path leaves the dataset.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _ARRAY_FILE = re.compile(rf"{PLAIN_NAME.pattern}__(?:{'|'.join(FIELDS)})\.npy")
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -75,17 +83,46 @@ class PuzzleSetArrays:
 
 
 class DatasetMetadata(pydantic.BaseModel):
-    """The reference's dataset.json, same field names."""
+    """The reference's dataset.json, same field names, each number in the range it can have.
 
-    pad_id: int
-    ignore_label_id: int | None
-    blank_identifier_id: int
-    vocab_size: int
-    seq_len: int
-    num_puzzle_identifiers: int
-    total_groups: int
-    mean_puzzle_examples: float
-    sets: list[str]
+    Token ids, identifiers and the sequence length become int32 tensors, hence their bounds;
+    ``pad_id`` is a token of the vocabulary and ``blank_identifier_id`` an identifier; ``sets`` are
+    distinct plain names (they name files of the split's folder).
+    """
+
+    pad_id: int = pydantic.Field(ge=0, le=_INT32_MAX)
+    ignore_label_id: int | None = pydantic.Field(ge=-(2**31), le=_INT32_MAX)
+    blank_identifier_id: int = pydantic.Field(ge=0, le=_INT32_MAX)
+    vocab_size: int = pydantic.Field(ge=1, le=2**31)
+    seq_len: int = pydantic.Field(ge=1, le=_INT32_MAX)
+    num_puzzle_identifiers: int = pydantic.Field(ge=1, le=2**31)
+    total_groups: int = pydantic.Field(ge=0, le=_INT64_MAX)
+    mean_puzzle_examples: float = pydantic.Field(ge=0, allow_inf_nan=False)
+    sets: list[str] = pydantic.Field(min_length=1)
+
+    @pydantic.field_validator("sets")
+    @classmethod
+    def _plain_set_names(cls, sets: list[str]) -> list[str]:
+        for name in sets:
+            if not PLAIN_NAME.fullmatch(name):
+                raise ValueError(
+                    f"set name {name!r} is not a plain name (letters, digits, '_', '.', '-'; not "
+                    "starting with '.'), so its files could lie outside the dataset"
+                )
+        if len(set(sets)) != len(sets):
+            raise ValueError(f"set names repeat: {sets}")
+        return sets
+
+    @pydantic.model_validator(mode="after")
+    def _ids_in_range(self) -> DatasetMetadata:
+        if self.pad_id >= self.vocab_size:
+            raise ValueError(f"pad_id {self.pad_id} is outside the vocabulary of {self.vocab_size}")
+        if self.blank_identifier_id >= self.num_puzzle_identifiers:
+            raise ValueError(
+                f"blank_identifier_id {self.blank_identifier_id} is outside "
+                f"0..{self.num_puzzle_identifiers - 1} (num_puzzle_identifiers)"
+            )
+        return self
 
 
 @dataclass
@@ -473,45 +510,165 @@ def remove_stale_temp_dirs(out_dir: str | os.PathLike[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _inside(root: Path, file: Path) -> Path:
+    """``file``, after checking that it resolves to a place inside ``root`` (no symbolic link out)."""
+    real_root = root.resolve()
+    real = file.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise DataError(
+            f"{file} lies outside the dataset directory {root} (it resolves to {real}); "
+            "a dataset's files must be inside it"
+        )
+    return file
+
+
 def load_metadata(path: str | os.PathLike[str], split: str) -> DatasetMetadata:
-    """Read ``path/split/dataset.json``; DataError when it is missing or malformed."""
+    """Read ``path/split/dataset.json``; DataError when it is missing or malformed, or any of its
+    numbers is out of range (see `DatasetMetadata`)."""
+    if not PLAIN_NAME.fullmatch(split):
+        raise DataError(f"split name {split!r} is not a plain name")
     file = Path(path) / split / METADATA_FILE
     if not file.is_file():
         raise DataError(f"{file} not found: {path} is not a dataset directory with a '{split}' split")
+    _inside(Path(path), file)
     try:
         return DatasetMetadata.model_validate(json.loads(file.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file} is not valid JSON: {exc}") from None
+        raise DataError(f"{file} is not valid JSON: {_one_line(exc)}") from None
+    except RecursionError:
+        raise DataError(f"{file} is not valid metadata: its JSON is nested too deeply") from None
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise DataError(f"{file} has a bad field {loc!r}: {first['msg']}") from None
+        msg = _one_line(first["msg"]).removeprefix("Value error, ")
+        if not loc:
+            raise DataError(f"{file}: {msg}") from None
+        raise DataError(f"{file} has a bad field {loc!r}: {msg}") from None
+
+
+def _npy_header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy file, after checking that the file holds exactly the data its header
+    describes: an empty or truncated file, or a header claiming a huge array, fails here, before
+    anything is allocated or mapped."""
+    try:
+        size = file.stat().st_size
+        if size == 0:
+            raise DataError(f"{file} is empty (0 bytes), not a .npy array")
+        with open(file, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported here")
+            offset = f.tell()
+    except OSError as exc:
+        raise DataError(f"{file} cannot be read: {exc.strerror or exc}") from None
+    except (ValueError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+        raise DataError(f"{file} is not a readable .npy array: {_one_line(exc)}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise DataError(f"{file} holds {dtype} records, not numbers")
+    data = math.prod(shape) * dtype.itemsize
+    if size - offset != data:
+        raise DataError(
+            f"{file} does not match its header: the header describes an array of shape {tuple(shape)} "
+            f"of {dtype} ({_human_bytes(data)} of data) but the file holds {size - offset:,} bytes "
+            "after it (truncated, or not written by numpy)"
+        )
+    return tuple(shape), dtype
+
+
+def _load_array(file: Path, mmap: bool) -> np.ndarray:
+    _npy_header(file)
+    try:
+        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{file} is not a readable .npy array: {_one_line(exc)}") from None
 
 
 def load_split(
     path: str | os.PathLike[str], split: str, mmap: bool = True
 ) -> tuple[DatasetMetadata, dict[str, PuzzleSetArrays]]:
-    """Metadata and arrays of one split; inputs/labels memory-mapped when ``mmap``."""
-    meta = load_metadata(path, split)
+    """Metadata and arrays of one split; inputs/labels memory-mapped when ``mmap``. Each file must
+    lie inside ``path`` and match its .npy header; the arrays' values are checked by `check_split`."""
+    root = Path(path)
+    meta = load_metadata(root, split)
     sets = {}
     for set_name in meta.sets:
         loaded = {}
         for name in FIELDS:
-            file = Path(path) / split / f"{set_name}__{name}.npy"
+            file = root / split / f"{set_name}__{name}.npy"
             if not file.is_file():
                 raise DataError(f"{file} not found; the dataset is incomplete")
-            mode: Literal["r"] | None = "r" if mmap and name in ("inputs", "labels") else None
-            try:
-                loaded[name] = np.load(file, mmap_mode=mode, allow_pickle=False)
-            except ValueError as exc:
-                raise DataError(f"{file} is not a readable .npy array: {exc}") from None
+            _inside(root, file)
+            loaded[name] = _load_array(file, mmap and name in ("inputs", "labels"))
         sets[set_name] = PuzzleSetArrays(**loaded)
+    return meta, sets
+
+
+def split_problems(split: str, meta: DatasetMetadata, sets: dict[str, PuzzleSetArrays]) -> list[str]:
+    """Every problem of one loaded split's arrays against its metadata (shapes, dtypes, tokens inside
+    the vocabulary, identifiers, indices, counts), one sentence each. Reads each array once (min/max)."""
+    problems: list[str] = []
+    for set_name, arrays in sets.items():
+        problems += _set_problems(f"{split}/{set_name}", arrays.as_dict(), meta)
+    problems += _metadata_problems(split, sets, meta)
+    return problems
+
+
+def check_split(
+    path: str | os.PathLike[str], split: str, mmap: bool = True
+) -> tuple[DatasetMetadata, dict[str, PuzzleSetArrays]]:
+    """`load_split`, then the checks `validate_dataset` makes of that split: what training
+    (`PuzzleDataset`) and ``hrm eval`` run before they use the arrays. DataError with the first
+    problem."""
+    meta, sets = load_split(path, split, mmap)
+    problems = split_problems(split, meta, sets)
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more problem(s); 'hrm data validate {path}' lists them)"
+            if len(problems) > 1
+            else ""
+        )
+        raise DataError(f"{path} is not a valid dataset: {problems[0]}{more}")
     return meta, sets
 
 
 def list_splits(path: str | os.PathLike[str]) -> list[str]:
     root = Path(path)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / METADATA_FILE).is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if PLAIN_NAME.fullmatch(p.name) and p.is_dir() and (p / METADATA_FILE).is_file()
+    )
+
+
+def _values_outside(arr: np.ndarray, vocab_size: int, allowed: int | None) -> tuple[int, int] | None:
+    """The smallest and largest value of ``arr`` when some value is outside ``0..vocab_size-1`` (other
+    than ``allowed``, the ignore label), else None."""
+    if arr.size == 0:
+        return None
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo >= 0 and hi < vocab_size:
+        return None
+    if allowed is None or 0 <= allowed < vocab_size:
+        return lo, hi
+    # The ignore label lies outside the vocabulary: look past it, a block of rows at a time.
+    seen: list[int] = []
+    rows = max(1, (1 << 22) // max(1, arr.shape[-1]))
+    for start in range(0, arr.shape[0], rows):
+        block = np.asarray(arr[start : start + rows])
+        rest = block[block != allowed]
+        if rest.size:
+            seen += [int(rest.min()), int(rest.max())]
+    if not seen or (min(seen) >= 0 and max(seen) < vocab_size):
+        return None
+    return min(seen), max(seen)
 
 
 def _set_problems(where: str, a: dict[str, np.ndarray], meta: DatasetMetadata) -> list[str]:
@@ -527,9 +684,16 @@ def _set_problems(where: str, a: dict[str, np.ndarray], meta: DatasetMetadata) -
         arr = a[name]
         if arr.ndim != 2 or arr.shape[1] != meta.seq_len:
             problems.append(f"{where}: {name} has shape {arr.shape}, expected [N, {meta.seq_len}]")
-        elif arr.size and (int(arr.min()) < 0 or int(arr.max()) >= meta.vocab_size):
+        elif bad := _values_outside(arr, meta.vocab_size, meta.ignore_label_id if name == "labels" else None):
+            besides = (
+                f" (besides the ignore label {meta.ignore_label_id})"
+                if name == "labels"
+                and meta.ignore_label_id is not None
+                and not 0 <= meta.ignore_label_id < meta.vocab_size
+                else ""
+            )
             problems.append(
-                f"{where}: {name} values {int(arr.min())}..{int(arr.max())} outside 0..{meta.vocab_size - 1}"
+                f"{where}: {name} values {bad[0]}..{bad[1]} outside 0..{meta.vocab_size - 1}{besides}"
             )
     if inputs.shape[:1] != labels.shape[:1]:
         problems.append(f"{where}: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
@@ -585,18 +749,15 @@ def _metadata_problems(split: str, sets: dict[str, Any], meta: DatasetMetadata) 
             f"{split}: mean_puzzle_examples is {meta.mean_puzzle_examples} "
             f"but the sets hold {examples / puzzles:.4g} examples per puzzle"
         )
-    if not 0 <= meta.pad_id < meta.vocab_size:
-        problems.append(f"{split}: pad_id {meta.pad_id} outside the vocabulary of {meta.vocab_size}")
-    if not 0 <= meta.blank_identifier_id < max(meta.num_puzzle_identifiers, 1):
-        problems.append(
-            f"{split}: blank_identifier_id {meta.blank_identifier_id} outside "
-            f"0..{meta.num_puzzle_identifiers - 1}"
-        )
     return problems
 
 
 def validate_dataset(path: str | os.PathLike[str]) -> list[str]:
-    """Every problem found in a dataset directory, one sentence each; an empty list means valid."""
+    """Every problem found in a dataset directory, one sentence each; an empty list means valid.
+
+    Per split: the metadata's fields and ranges (`load_metadata`), every file inside the directory and
+    matching its .npy header (`load_split`), the arrays against the metadata (`split_problems`); and
+    identifiers.json against the metadata."""
     root = Path(path)
     if not root.is_dir():
         return [f"{root} is not a directory"]
@@ -610,11 +771,14 @@ def validate_dataset(path: str | os.PathLike[str]) -> list[str]:
         problems.append(f"{IDENTIFIERS_FILE} is missing")
     else:
         try:
+            _inside(root, identifiers_file)
             identifiers = json.loads(identifiers_file.read_text(encoding="utf-8"))
             if not isinstance(identifiers, list):
                 problems.append(f"{IDENTIFIERS_FILE} is not a JSON list")
                 identifiers = None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except DataError as exc:
+            problems.append(str(exc))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             problems.append(f"{IDENTIFIERS_FILE} is not valid JSON")
     seq_lens = {}
     for split in splits:
@@ -624,9 +788,7 @@ def validate_dataset(path: str | os.PathLike[str]) -> list[str]:
             problems.append(str(exc))
             continue
         seq_lens[split] = meta.seq_len
-        for set_name, arrays in sets.items():
-            problems += _set_problems(f"{split}/{set_name}", arrays.as_dict(), meta)
-        problems += _metadata_problems(split, sets, meta)
+        problems += split_problems(split, meta, sets)
         if identifiers is not None and len(identifiers) != meta.num_puzzle_identifiers:
             problems.append(
                 f"{split}: num_puzzle_identifiers is {meta.num_puzzle_identifiers} "
