@@ -55,8 +55,13 @@ def _debug() -> bool:
     return os.environ.get("HRM_DEBUG", "").strip() not in ("", "0", "false", "no")
 
 
+# Characters that end a line, as str.splitlines() knows them: shown escaped, so an error is one line
+# whatever text (an argument, a file's content) it quotes.
+_LINE_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _fail(message: str, code: int) -> int:
-    print(f"hrm: error: {message}", file=sys.stderr)
+    print(f"hrm: error: {message.translate(_LINE_BREAKS)}", file=sys.stderr)
     return code
 
 

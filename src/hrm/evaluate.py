@@ -111,7 +111,7 @@ def evaluate_cli(
 
     from hrm.checkpoint import load_model, run_data_path
     from hrm.data.dataset import PuzzleDataset
-    from hrm.data.format import load_metadata
+    from hrm.data.format import check_split
     from hrm.errors import ConfigError
     from hrm.tasks import task_for_shape
 
@@ -125,7 +125,7 @@ def evaluate_cli(
     if not (Path(data) / "test" / "dataset.json").exists():
         raise ConfigError(f"--data {data}: not a dataset directory with a test split (test/dataset.json)")
     model = loaded.model
-    meta = load_metadata(data, "test")
+    meta, _ = check_split(data, "test")  # the checks of `hrm data validate`, before any array is used
     if meta.seq_len != model.config.seq_len or meta.vocab_size > model.config.vocab_size:
         raise ConfigError(
             f"--data {data}: sequences of length {meta.seq_len} over {meta.vocab_size} tokens do not fit the "

@@ -294,8 +294,13 @@ def test_existing_output_needs_overwrite(tmp_path):
     args = ["--count", "2", "--test-count", "1", "--size", "7", "--out", str(out)]
     with pytest.raises(DataError, match="overwrite"):
         data_cli.run_maze(cli_args(*args))
-    data_cli.run_maze(cli_args(*args, "--overwrite"))
-    assert not (out / "keep").exists()
+    with pytest.raises(DataError, match="not a dataset directory"):  # --overwrite replaces datasets only
+        data_cli.run_maze(cli_args(*args, "--overwrite"))
+    assert (out / "keep").read_text() == "x"
+    (out / "keep").unlink()
+    data_cli.run_maze(cli_args(*args))
+    data_cli.run_maze(cli_args(*args[:1], "3", *args[2:], "--overwrite"))
+    assert fmt.load_metadata(out, "train").total_groups == 3
 
 
 def test_cli_prints_one_line_errors(tmp_path, capsys):

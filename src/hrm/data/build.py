@@ -14,9 +14,12 @@ builders' defaults at start-up, and those modules import this one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from hrm.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.data.format import DatasetMetadata, DatasetSummary
@@ -29,6 +32,42 @@ BLANK_IDENTIFIER = "<blank>"
 SET_NAME = "all"
 # Header of the published sudoku and maze CSV files (question/answer strings, the source's rating).
 CSV_HEADER = ("source", "question", "answer", "rating")
+# The most examples one split may hold: the builders' index arrays are int32, as the reference's.
+MAX_SPLIT_EXAMPLES = 2**31 - 2
+
+
+def memory_limit() -> int | None:
+    """Bytes of memory this machine has (or its container is allowed, if less); None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        cgroup = ""
+    return min(total, int(cgroup)) if cgroup.isdigit() else total
+
+
+def check_build_size(examples: dict[str, int], seq_len: int, advice: str) -> None:
+    """Refuse, before the work, a build whose arrays cannot be made: a split of more than
+    `MAX_SPLIT_EXAMPLES` examples, or inputs and labels (a byte per token each) that need more than the
+    machine's memory (`memory_limit`). ``examples`` counts the examples each split would hold."""
+    for split, count in examples.items():
+        if count > MAX_SPLIT_EXAMPLES:
+            raise DataError(
+                f"the {split} split would hold {count:,} examples, more than the limit of "
+                f"{MAX_SPLIT_EXAMPLES:,} (the dataset's int32 indices); {advice}"
+            )
+    total = sum(examples.values())
+    need = 2 * seq_len * total
+    limit = memory_limit()
+    if limit is not None and need > limit:
+        raise DataError(
+            f"the dataset would hold {total:,} examples of {seq_len:,} tokens, {need / 1e9:,.1f} GB of "
+            f"inputs and labels, more than the limit of {limit / 1e9:,.1f} GB (this machine's memory); "
+            f"{advice}"
+        )
 
 
 def dataset_metadata(

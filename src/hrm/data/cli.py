@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hrm.data import arc, maze
@@ -68,6 +70,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+@contextmanager
+def _memory_as_error(what: str) -> Iterator[None]:
+    """A MemoryError (the builders bound their sizes first, but memory is shared) as one line."""
+    from hrm.errors import DataError
+
+    try:
+        yield
+    except MemoryError:
+        raise DataError(
+            f"ran out of memory building {what}; build a smaller dataset (fewer puzzles, augmentations "
+            "or a smaller size); nothing was written"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,24 +144,25 @@ def run_sudoku(args: argparse.Namespace) -> int:
     """``hrm data sudoku``: build, write, print a summary. User errors raise DataError."""
     from hrm.data.sudoku import build_sudoku_dataset
 
-    result = build_sudoku_dataset(
-        args.out,
-        source=args.source,
-        test_source=args.test_from,
-        download=args.download,
-        count=args.count,
-        size=args.size,
-        difficulty=args.difficulty,
-        min_clues=args.min_clues,
-        test_count=args.test_count,
-        num_aug=args.num_aug,
-        subsample=args.subsample,
-        min_difficulty=args.min_difficulty,
-        seed=args.seed,
-        skip_invalid=args.skip_invalid,
-        overwrite=args.overwrite,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
+    with _memory_as_error(args.out):
+        result = build_sudoku_dataset(
+            args.out,
+            source=args.source,
+            test_source=args.test_from,
+            download=args.download,
+            count=args.count,
+            size=args.size,
+            difficulty=args.difficulty,
+            min_clues=args.min_clues,
+            test_count=args.test_count,
+            num_aug=args.num_aug,
+            subsample=args.subsample,
+            min_difficulty=args.min_difficulty,
+            seed=args.seed,
+            skip_invalid=args.skip_invalid,
+            overwrite=args.overwrite,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
     print(result.format())
     return 0
 
@@ -215,21 +232,22 @@ def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
 def run_maze(args: argparse.Namespace) -> int:
     """``hrm data maze``: build, write, print a summary. User errors raise DataError."""
     started = time.perf_counter()
-    result = maze.build_maze_dataset(
-        args.out,
-        source=args.source,
-        count=args.count,
-        test_count=args.test_count,
-        size=args.size,
-        min_path_length=args.min_path_length,
-        loop_fraction=args.loop_fraction,
-        aug=args.aug,
-        subsample=args.subsample,
-        seed=args.seed,
-        skip_invalid=args.skip_invalid,
-        overwrite=args.overwrite,
-        progress=True,
-    )
+    with _memory_as_error(str(args.out)):
+        result = maze.build_maze_dataset(
+            args.out,
+            source=args.source,
+            count=args.count,
+            test_count=args.test_count,
+            size=args.size,
+            min_path_length=args.min_path_length,
+            loop_fraction=args.loop_fraction,
+            aug=args.aug,
+            subsample=args.subsample,
+            seed=args.seed,
+            skip_invalid=args.skip_invalid,
+            overwrite=args.overwrite,
+            progress=sys.stderr.isatty(),
+        )
     print(f"{result.format()}; {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -255,7 +273,8 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=arc.DEFAULT_NUM_AUG,
         metavar="N",
-        help=f"augmented variants per task (dihedral x colour permutation; default {arc.DEFAULT_NUM_AUG})",
+        help="augmented variants per task (dihedral x colour permutation; a task with few colours or "
+        f"symmetric grids has fewer distinct ones, and gets those; default {arc.DEFAULT_NUM_AUG})",
     )
     parser.add_argument(
         "--no-translate",
@@ -276,16 +295,17 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
 def run_arc(args: argparse.Namespace) -> int:
     """``hrm data arc``: load, augment, write, print a summary. User errors raise DataError."""
     started = time.perf_counter()
-    result = arc.build_arc_dataset(
-        args.out,
-        sources=args.source or arc.DEFAULT_SOURCES,
-        num_aug=args.num_aug,
-        seed=args.seed,
-        translate=not args.no_translate,
-        skip_invalid=args.skip_invalid,
-        overwrite=args.overwrite,
-        progress=True,
-    )
+    with _memory_as_error(str(args.out)):
+        result = arc.build_arc_dataset(
+            args.out,
+            sources=args.source or arc.DEFAULT_SOURCES,
+            num_aug=args.num_aug,
+            seed=args.seed,
+            translate=not args.no_translate,
+            skip_invalid=args.skip_invalid,
+            overwrite=args.overwrite,
+            progress=sys.stderr.isatty(),
+        )
     print(f"{result.format()}; {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -13,7 +13,7 @@ import pydantic
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from hrm.data.format import IGNORE_LABEL_ID, load_metadata, load_split
+from hrm.data.format import IGNORE_LABEL_ID, check_split, load_metadata
 from hrm.errors import DataError
 
 # What a PuzzleDataset yields: set name, {inputs, labels, puzzle_identifiers} tensors, effective batch size.
@@ -100,7 +100,9 @@ class PuzzleDataset(IterableDataset[Batch]):
 
     def _lazy_load(self) -> dict[str, dict[str, np.ndarray]]:
         if self._data is None:
-            _, sets = load_split(self.config.dataset_path, self.split, mmap=True)
+            # The checks of `hrm data validate` on this split (tokens inside the vocabulary, indices,
+            # counts), so a bad dataset fails here in one line rather than mid-run.
+            _, sets = check_split(self.config.dataset_path, self.split, mmap=True)
             self._data = {}
             for name, arrays in sets.items():
                 d = arrays.as_dict()

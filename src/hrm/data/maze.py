@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hrm.data.augment import NUM_DIHEDRAL, dihedral_transform
-from hrm.data.build import BLANK_IDENTIFIER, CSV_HEADER, SET_NAME, BuildResult, dataset_metadata
+from hrm.data.build import (
+    BLANK_IDENTIFIER,
+    CSV_HEADER,
+    SET_NAME,
+    BuildResult,
+    check_build_size,
+    dataset_metadata,
+)
 from hrm.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -496,9 +503,13 @@ def build_maze_dataset(
     """
     from hrm.data.format import check_out_dir, write_dataset
 
-    check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite, [source] if source is not None else [])
     if seed < 0:
         raise DataError(f"--seed must not be negative, got {seed}")
+    if test_count is not None and test_count < 0:
+        raise DataError(f"--test-count must not be negative, got {test_count}")
+    per_maze = NUM_DIHEDRAL if aug else 1
+    advice = "lower --count, --test-count or --size"
     rng = np.random.default_rng(seed)
     skipped = 0
     train: MazePair | None
@@ -514,6 +525,7 @@ def build_maze_dataset(
             raise DataError("--count and --test-count must not be negative")
         if not 0.0 <= loop_fraction <= 1.0:
             raise DataError(f"--loop-fraction must be between 0 and 1, got {loop_fraction}")
+        check_build_size({"train": count * per_maze, "test": n_test}, size * size, advice)
         train = generate_mazes(count, size, rng, min_path_length, loop_fraction, "train", progress)
         test = generate_mazes(n_test, size, rng, min_path_length, loop_fraction, "test", progress)
         origin = f"generated {size}x{size}"
@@ -531,6 +543,8 @@ def build_maze_dataset(
     if len(sizes) != 1:
         raise DataError(f"train and test mazes differ in size ({sorted(sizes)}); a dataset needs one size")
     n = sizes.pop()
+    examples = {name: len(pair[0]) * (per_maze if name == "train" else 1) for name, pair in given.items()}
+    check_build_size(examples, n * n, "lower --subsample or leave out --aug")
     splits: dict[str, dict[str, PuzzleSetArrays]] = {}
     metadata: dict[str, DatasetMetadata] = {}
     for name, (inputs, labels) in given.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, dataset_metadata
+from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, check_build_size, dataset_metadata
 from hrm.data.format import DatasetMetadata, PuzzleSetArrays, check_out_dir, write_dataset
 from hrm.data.sudoku.collection import SudokuCollection
 from hrm.data.sudoku.generator import difficulty_rank, generate_collection
@@ -227,6 +227,10 @@ def build_sudoku_splits(
         raise DataError("give exactly one puzzle source: --from FILE, --download, or --count N (generate)")
     if download and (test_source is not None or test_count is not None):
         raise DataError("--download brings its own test split; --test-from and --test-count do not apply")
+    if seed < 0:
+        raise DataError(f"--seed must not be negative, got {seed}")
+    if test_count is not None and test_count < 0:
+        raise DataError(f"--test-count must be zero or positive, got {test_count}")
     gen_ss, test_ss, hold_ss, sub_ss = np.random.SeedSequence(seed).spawn(4)
 
     def read(path: str | os.PathLike[str]) -> SudokuCollection:
@@ -257,6 +261,11 @@ def build_sudoku_splits(
         assert count is not None
         if count < 1:
             raise DataError(f"--count must be at least 1, got {count}")
+        if size in SIZES and not 0 <= min_clues < size * size:
+            raise DataError(
+                f"--min-clues must be between 0 and {size * size - 1} for {size}x{size} sudokus "
+                f"(a puzzle needs a blank), got {min_clues}"
+            )
         if test_source is not None:
             test = _filter_min_difficulty(read(test_source), min_difficulty)
         else:
@@ -310,9 +319,16 @@ def build_sudoku_dataset(
 
     Example: ``build_sudoku_dataset("data/sudoku-gen", count=100, difficulty="hard", num_aug=10)``.
     """
-    check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite, [p for p in (source, test_source) if p is not None])
     if num_aug < 0:
         raise DataError(f"--num-aug must be zero or positive, got {num_aug}")
+    advice = "lower --num-aug, --count or --subsample"
+    # Bounds first, from what the options imply: one 4x4 puzzle at least, or the puzzles to generate.
+    check_build_size({"train": 1 + num_aug}, 16, advice)
+    if count is not None and count >= 1 and source is None and not download:
+        n_train = count if subsample is None else min(count, max(subsample, 0))
+        n_test = 0 if test_source is not None else max(1, count // 10) if test_count is None else test_count
+        check_build_size({"train": n_train * (1 + num_aug), "test": max(n_test, 0)}, size * size, advice)
     train, test = build_sudoku_splits(
         source=source,
         test_source=test_source,
@@ -329,6 +345,7 @@ def build_sudoku_dataset(
         progress=progress,
         workers=workers,
     )
+    check_build_size({"train": len(train) * (1 + num_aug), "test": len(test)}, train.size**2, advice)
     aug_ss = np.random.SeedSequence(seed).spawn(5)[4]
     train_set = sudoku_puzzle_set(train, num_aug, np.random.default_rng(aug_ss), progress=progress)
     test_set = sudoku_puzzle_set(test, 0, np.random.default_rng(0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,20 @@ def read_csv(
             raise DataError(f"{name}, line {lineno}: {problem}")
         skipped += 1
 
-    header = next(reader, None)
+    def rows() -> Iterator[list[str]]:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a quote left open runs on until the field size limit
+                raise DataError(
+                    f"{name}, line {reader.line_num}: unreadable CSV ({exc}); is a quote left open?"
+                ) from None
+            yield row
+
+    records = rows()
+    header = next(records, None)
     if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
         raise DataError(
             f"{name}, line 1: expected the header {','.join(CSV_HEADER)!r}, got {','.join(header or [])!r}"
@@ -147,7 +161,7 @@ def read_csv(
     answers: list[str] = []
     ratings: list[int] = []
     lines: list[int] = []
-    for row in reader:
+    for row in records:
         lineno = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -162,6 +176,9 @@ def read_csv(
             rating = int(r)
         except ValueError:
             bad(lineno, f"rating {r!r} is not an integer")
+            continue
+        if not -(2**63) <= rating < 2**63:
+            bad(lineno, f"rating {r!r} is too large")
             continue
         questions.append(q)
         answers.append(a)
