@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -113,7 +114,7 @@ def _eval(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema,
         out=args.out,
     )
-    if args.json:
+    if args.json and os.environ.get("RANK", "0") == "0":  # under torchrun, the main process only
         json.dump(report, sys.stdout, indent=1)
         print()
     return 0
