@@ -2,7 +2,10 @@
 the Q head halts it, with adaptive halting), metrics summed per set and divided by the row count.
 
 Metrics: `accuracy` (token), `exact_accuracy` (whole puzzle right), `q_halt_accuracy` (the halting
-head's verdict agrees with correctness), `steps` (mean segments), and the losses.
+head's verdict agrees with correctness), `steps` (mean segments), and the losses. A task may score
+the whole dataset beyond these (`Task.score_dataset`, ARC's voting and pass@k): `evaluate` then
+collects its predictions from every process (`Predictions`), `score_predictions` scores them once.
+Training and `hrm eval` share both.
 """
 
 from __future__ import annotations
