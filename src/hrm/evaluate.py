@@ -182,11 +182,13 @@ def evaluate_cli(
     `torchrun` every process evaluates its share of each batch, the metrics are summed and a task's
     dataset score is computed once, from every process's predictions; the main process prints and
     writes."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     info = distributed.setup(device)
     try:
         return _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out)
     finally:
-        distributed.teardown(info)
+        if not joined:  # leave a process group the caller set up to the caller
+            distributed.teardown(info)
 
 
 def _evaluate_cli(
