@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -569,3 +570,148 @@ def test_background_batch_worker_gives_the_same_run(tmp_path, sudoku4):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert len(_records(a, "train")) == 11
     assert _records(a, "train") == _records(b, "train")
+
+
+# -- a task's dataset score during training (ARC: voting, pass@k) ---------------------------------
+
+ARC_TASKS = {
+    "aaa": {
+        "train": [{"input": [[1, 0], [0, 2]], "output": [[2, 0], [0, 1]]}, {"input": [[3]], "output": [[3]]}],
+        "test": [{"input": [[3, 0], [0, 4]]}, {"input": [[5]]}],
+    },
+    "bbb": {"train": [{"input": [[1, 1, 2]], "output": [[2, 1, 1]]}], "test": [{"input": [[4, 4, 6]]}]},
+    "ccc": {"train": [{"input": [[0, 7], [7, 0]], "output": [[0]]}], "test": [{"input": [[0, 2], [2, 0]]}]},
+}
+ARC_SOLUTIONS = {"aaa": [[[4, 0], [0, 3]], [[5]]], "bbb": [[[6, 4, 4]]], "ccc": [[[0]]]}
+
+
+@pytest.fixture(scope="module")
+def arc_tiny(tmp_path_factory) -> Path:
+    """Three held-out ARC tasks (four test inputs), four views each: 16 test rows of 900 cells."""
+    from hrm.data.arc import build_arc_dataset
+
+    root = tmp_path_factory.mktemp("arc")
+    (root / "x_challenges.json").write_text(json.dumps(ARC_TASKS))
+    (root / "x_solutions.json").write_text(json.dumps(ARC_SOLUTIONS))
+    build_arc_dataset(root / "ds", sources=[f"kaggle:{root / 'x'}@eval"], num_aug=3, seed=0)
+    return root / "ds"
+
+
+def _arc_recipe(tmp_path: Path, data: Path, **extra) -> Path:
+    arch = {**TINY_ARCH, "hidden_size": 16, "puzzle_emb_ndim": 16, "H_cycles": 1, "L_cycles": 1}
+    arch["halt_max_steps"] = 2
+    # Global batch 6 over 16 test rows: three batches, the last one partial; with two processes each
+    # takes three rows of every batch (the second none of the last but one).
+    settings = {"global_batch_size": 6, "max_steps": 6, "checkpoint_interval": 6, "eval_max_batches": None}
+    return _recipe(tmp_path, data, **{"arch": arch, "log_interval": 3, **settings, **extra})
+
+
+def test_gathered_predictions_are_in_dataset_order(arc_tiny):
+    """Each process keeps its share of every test batch; gathered, the rows are in dataset order
+    again (ARC's votes break ties by first appearance), in compact types, padding dropped."""
+    from hrm.data.dataset import PuzzleDataset
+    from hrm.data.format import load_split
+    from hrm.distributed import DistInfo
+    from hrm.evaluate import Predictions, in_dataset_order
+
+    def collected(rank: int, replicas: int) -> Predictions:
+        config = {"dataset_path": str(arc_tiny), "global_batch_size": 6, "test_set_mode": True}
+        data = PuzzleDataset({**config, "rank": rank, "num_replicas": replicas}, split="test")
+        kept = Predictions(vocab_size=12)
+        for set_name, batch, _ in data:
+            # A stand-in for the model: the input reversed, the halting logit the row's token sum.
+            kept.add(set_name, batch, batch["inputs"].flip(-1), batch["inputs"].sum(-1).float())
+        return kept
+
+    _, sets = load_split(arc_tiny, "test", mmap=False)
+    arrays = sets["all"]
+    rows = len(arrays.inputs)
+    assert rows == 16
+    puzzles = np.searchsorted(arrays.puzzle_indices, np.arange(rows), side="right") - 1
+    ranks = [collected(0, 2).chunks, collected(1, 2).chunks]
+    for gathered in (in_dataset_order(ranks), collected(0, 1).gather(DistInfo())):
+        got = gathered["all"]
+        np.testing.assert_array_equal(got["inputs"], arrays.inputs)
+        np.testing.assert_array_equal(got["preds"], arrays.inputs[:, ::-1])
+        np.testing.assert_array_equal(got["puzzle_identifiers"], arrays.puzzle_identifiers[puzzles])
+        np.testing.assert_array_equal(got["q_halt_logits"], arrays.inputs.sum(-1))
+        dtypes = {k: v.dtype for k, v in got.items()}
+        assert dtypes == {
+            "puzzle_identifiers": np.int32,
+            "inputs": np.uint8,
+            "preds": np.uint8,
+            "q_halt_logits": np.float32,
+        }
+    # One rank's rows after the other's would not be the dataset's order.
+    by_rank = np.concatenate([np.concatenate(r["all"]["inputs"]) for r in ranks])
+    assert not np.array_equal(by_rank, arrays.inputs)
+
+
+def test_training_logs_the_task_score_at_evaluations(tmp_path, arc_tiny):
+    from hrm.training import train
+    from hrm.training.metrics import _flatten
+
+    run = tmp_path / "run"
+    recipe = _arc_recipe(tmp_path, arc_tiny, max_steps=2, checkpoint_interval=2)
+    result = train(load_config(recipe, [f"run_dir={run}"]))
+    (record,) = _records(run, "eval")
+    score = record["arc"]
+    assert score["tasks"] == 3 and score["test_inputs"] == 4 and score["scored_tasks"] == 3
+    assert all(0 <= score[f"{rule}@{k}"] <= 1 for rule in ("pass", "all_tests_pass") for k in (1, 2, 1000))
+    assert result.eval_score == {"arc": score}
+    assert record["all"]["count"] == 16
+    submission = json.loads((run / "evaluations" / "step_0000002" / "submission.json").read_text())
+    assert sorted(submission) == ["aaa", "bbb", "ccc"] and len(submission["aaa"]) == 2
+    flat = _flatten({k: v for k, v in record.items() if isinstance(v, dict)}, "eval")
+    assert flat["eval/arc/pass@2"] == score["pass@2"] and "eval/all/exact_accuracy" in flat
+    # eval_dataset_score=false: the set metrics only.
+    off = tmp_path / "off"
+    train(load_config(recipe, [f"run_dir={off}", "eval_dataset_score=false"]))
+    (record,) = _records(off, "eval")
+    assert "arc" not in record and record["all"]["count"] == 16
+    assert not (off / "evaluations").exists()
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_log_the_same_arc_score_as_one(tmp_path, arc_tiny):
+    """Training evaluates ARC under torchrun as in one process (each process its share of the test
+    rows, gathered and scored once), and so does `hrm eval`."""
+    recipe = _arc_recipe(tmp_path, arc_tiny)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    proc = _hrm("train", str(recipe), f"run_dir={one}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [*torchrun, "-m", "hrm", "train", str(recipe), f"run_dir={two}"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("eval arc: pass@1") == 1  # scored once, on the main process
+    (ea,), (eb,) = _records(one, "eval"), _records(two, "eval")
+    assert set(ea["arc"]) == set(eb["arc"]) and ea["arc"]["scored_tasks"] == 3
+    for key, value in ea["arc"].items():
+        assert eb["arc"][key] == value, key
+    for key in ("exact_accuracy", "accuracy", "count"):
+        assert eb["all"][key] == pytest.approx(ea["all"][key], rel=1e-4, abs=1e-6), key
+    # A tiny model's pass@k may well be 0: the submissions (each test input's top two candidates,
+    # ranked by votes, halting confidence and first appearance) are compared too.
+    sub = "evaluations/step_0000006/submission.json"
+    assert json.loads((one / sub).read_text()) == json.loads((two / sub).read_text())
+    # `hrm eval` of the same model, one process and two.
+    ev1, ev2 = tmp_path / "ev1", tmp_path / "ev2"
+    proc = _hrm("eval", str(one), "--batch-size", "6", "--device", "cpu", "--out", str(ev1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    eval_args = [str(one), "--batch-size", "6", "--device", "cpu", "--out", str(ev2), "--json"]
+    proc = subprocess.run(
+        [*torchrun, "-m", "hrm", "eval", *eval_args], capture_output=True, text=True, env=_env(), timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"halt":') == 1  # the report, printed by the main process only
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (ev1, ev2))
+    assert m1["arc"] == m2["arc"] and m1["arc"]["pass@1"] == ea["arc"]["pass@1"]
+    assert m2["metrics"]["all"]["count"] == 16
+    s1, s2 = (json.loads((d / "submission.json").read_text()) for d in (ev1, ev2))
+    assert s1 == s2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -85,6 +86,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from hrm.tasks import task_named
     from hrm.training import train_from_cli
 
     overrides = list(args.overrides)
@@ -97,6 +99,11 @@ def _train(args: argparse.Namespace) -> int:
     for set_name, metrics in result.eval_metrics.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"eval {set_name}: {shown}")
+    for name, summary in result.eval_score.items():  # a task's dataset score: the values it follows
+        keys = task_named(name).score_series
+        print(
+            f"eval {name}: " + ", ".join(f"{k} {summary[k]:.4f}" for k in keys if summary.get(k) is not None)
+        )
     return 0
 
 
@@ -113,7 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema,
         out=args.out,
     )
-    if args.json:
+    if args.json and os.environ.get("RANK", "0") == "0":  # under torchrun, the main process only
         json.dump(report, sys.stdout, indent=1)
         print()
     return 0

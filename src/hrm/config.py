@@ -38,6 +38,8 @@ class TrainConfig(BaseModel):
     eval_interval: int | None = 2000  # epochs between evaluations; None = only at the end
     max_steps: int | None = None  # stop after this many steps (the schedule still spans them)
     eval_max_batches: int | None = None  # cap evaluation batches (quick checks on large test sets)
+    # At each evaluation, the task's own dataset score too (ARC: voting, pass@k), where it has one.
+    eval_dataset_score: bool = True
 
     lr: float = 1e-4
     lr_min_ratio: float = 1.0

@@ -2,14 +2,17 @@
 the Q head halts it, with adaptive halting), metrics summed per set and divided by the row count.
 
 Metrics: `accuracy` (token), `exact_accuracy` (whole puzzle right), `q_halt_accuracy` (the halting
-head's verdict agrees with correctness), `steps` (mean segments), and the losses.
+head's verdict agrees with correctness), `steps` (mean segments), and the losses. A task may score
+the whole dataset beyond these (`Task.score_dataset`, ARC's voting and pass@k): `evaluate` then
+collects its predictions from every process (`Predictions`), `score_predictions` scores them once.
+Training and `hrm eval` share both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,13 +21,72 @@ from hrm import distributed
 from hrm.inference.runner import run_until_halted
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode, act_metrics
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.tasks import DatasetScore, Task
+
 
 @dataclass
 class EvalResult:
     metrics: dict[str, dict[str, float]]
-    # With collect=True, per example (rank-local rows, padding removed): set name, puzzle id, inputs,
-    # predictions, labels and the halting logit, in dataset order.
+    # With collect=True, on the main process: per set, what a task's `score_dataset` reads of every
+    # example of every process (padding removed), in dataset order (see `Predictions`). Empty on the
+    # other processes.
     predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+class Predictions:
+    """What `evaluate(collect=True)` keeps of each evaluated row: the fields a task's
+    `score_dataset` reads (`puzzle_identifiers` int32, `inputs` and `preds` in the smallest integer
+    type that holds the model's tokens, `q_halt_logits` float32), one chunk per batch, so that
+    `gather` can put the rows of all processes back in dataset order."""
+
+    FIELDS = ("puzzle_identifiers", "inputs", "preds", "q_halt_logits")
+
+    def __init__(self, vocab_size: int):
+        self.token_dtype = (
+            np.uint8 if vocab_size <= 1 << 8 else np.uint16 if vocab_size <= 1 << 16 else np.int32
+        )
+        self.chunks: dict[str, dict[str, list[np.ndarray]]] = {}
+
+    def add(
+        self, set_name: str, batch: dict[str, torch.Tensor], preds: torch.Tensor, q_halt: torch.Tensor
+    ) -> None:
+        """One batch's real rows (padding rows, with no input and no label, are dropped)."""
+        keep = (batch["labels"] != IGNORE_LABEL_ID).any(-1) | (batch["inputs"] != 0).any(-1)
+        store = self.chunks.setdefault(set_name, {name: [] for name in self.FIELDS})
+        for name, tensor, dtype in (
+            ("puzzle_identifiers", batch["puzzle_identifiers"], np.int32),
+            ("inputs", batch["inputs"], self.token_dtype),
+            ("preds", preds, self.token_dtype),
+            ("q_halt_logits", q_halt, np.float32),
+        ):
+            store[name].append(tensor[keep].cpu().numpy().astype(dtype, copy=False))
+
+    def gather(self, info: distributed.DistInfo) -> dict[str, dict[str, np.ndarray]]:
+        """Every process's rows in dataset order on the main process (a collective; {} elsewhere)."""
+        per_rank = distributed.gather_to_main(self.chunks, info)
+        return {} if per_rank is None else in_dataset_order(per_rank)
+
+
+def in_dataset_order(
+    per_rank: list[dict[str, dict[str, list[np.ndarray]]]],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per set, the rows of `Predictions.chunks` of each rank (in rank order) as one array per field,
+    in dataset order. In test mode `PuzzleDataset` gives rank r rows [r*L, (r+1)*L) of every global
+    batch (L = global batch size / ranks), every rank the same number of batches: the order is batch
+    by batch, and within a batch rank by rank. (The order matters: ARC's votes break ties by first
+    appearance.)"""
+    sets = list(dict.fromkeys(name for chunks in per_rank for name in chunks))
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for set_name in sets:
+        ranks = [chunks[set_name] for chunks in per_rank if set_name in chunks]
+        fields = list(ranks[0])
+        batches = max(len(r[fields[0]]) for r in ranks)
+        out[set_name] = {
+            name: np.concatenate([r[name][b] for b in range(batches) for r in ranks if b < len(r[name])])
+            for name in fields
+        }
+    return out
 
 
 def evaluate(
@@ -37,11 +99,13 @@ def evaluate(
 ) -> EvalResult:
     """Run every test batch through `run_until_halted`; each row counts once, with the answer of the
     segment where it halted (see `act_metrics`), and the losses of those answers (with `halt="max"`
-    the last segment's, as the reference reports them). Sums are reduced over processes."""
+    the last segment's, as the reference reports them). Sums are reduced over processes; with
+    `collect`, the rows a task scores are gathered to the main process (`Predictions`). Every
+    process must call it."""
     info = info or distributed.DistInfo()
     head.eval()
     device = info.device
-    collected: dict[str, dict[str, list[np.ndarray]]] = {}
+    collected = Predictions(head.model.config.vocab_size) if collect else None
     sets = list(dataset.metadata.sets)
     keys = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "q_halt_loss")
     local = torch.zeros(len(sets), len(keys), dtype=torch.float64, device=device)
@@ -59,18 +123,8 @@ def evaluate(
                 out.logits, labels, out.q_halt, out.preds
             )
         local[sets.index(set_name)] += torch.stack([metrics[k].to(torch.float64) for k in keys])
-        if collect:
-            keep = (labels != IGNORE_LABEL_ID).any(-1) | (batch["inputs"] != 0).any(-1)
-            store = collected.setdefault(set_name, {})
-            for name, tensor in (
-                ("puzzle_identifiers", batch["puzzle_identifiers"]),
-                ("inputs", batch["inputs"]),
-                ("labels", labels),
-                ("preds", out.preds),
-                ("q_halt_logits", out.q_halt),
-                ("steps", out.steps),
-            ):
-                store.setdefault(name, []).append(tensor[keep].cpu().numpy())
+        if collected is not None:
+            collected.add(set_name, batch, out.preds, out.q_halt)
     total = distributed.reduce_sum(local, info).cpu()
     sums: dict[str, dict[str, float]] = {}
     for row, set_name in enumerate(sets):
@@ -80,7 +134,7 @@ def evaluate(
             continue
         sums[set_name] = {k: v / count for k, v in values.items()}
         sums[set_name]["count"] = count
-    predictions = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in collected.items()}
+    predictions = collected.gather(info) if collected is not None else {}
     return EvalResult(metrics=sums, predictions=predictions)
 
 
@@ -95,6 +149,25 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def scoring_task(metadata: Any) -> Task | None:
+    """The task whose own dataset score (`Task.score_dataset`) applies to a dataset of this metadata
+    (its `seq_len` and `vocab_size`), or None when it has none."""
+    from hrm.tasks import task_for_shape
+
+    task = task_for_shape(metadata.seq_len, metadata.vocab_size)
+    return task if task is not None and task.scores_datasets else None
+
+
+def score_predictions(
+    task: Task | None, result: EvalResult, data_dir: Path, info: distributed.DistInfo
+) -> DatasetScore | None:
+    """`task`'s score of `evaluate(collect=True)`'s gathered predictions, on the main process only
+    (None elsewhere, and when the task has no score for this dataset)."""
+    if task is None or not info.is_main:
+        return None
+    return task.score_dataset(result.predictions, Path(data_dir))
+
+
 def evaluate_cli(
     model_path: str,
     data: str | None = None,
@@ -105,7 +178,29 @@ def evaluate_cli(
     use_ema: bool = True,
     out: str | None = None,
 ) -> dict[str, Any]:
-    """`hrm eval`: load, evaluate, print, and write metrics.json (+ ARC's submission.json)."""
+    """`hrm eval`: load, evaluate, print, and write metrics.json (+ ARC's submission.json). Under
+    `torchrun` every process evaluates its share of each batch, the metrics are summed and a task's
+    dataset score is computed once, from every process's predictions; the main process prints and
+    writes."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    info = distributed.setup(device)
+    try:
+        return _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out)
+    finally:
+        if not joined:  # leave a process group the caller set up to the caller
+            distributed.teardown(info)
+
+
+def _evaluate_cli(
+    info: distributed.DistInfo,
+    model_path: str,
+    data: str | None,
+    halt: HaltMode,
+    batch_size: int,
+    max_batches: int | None,
+    use_ema: bool,
+    out: str | None,
+) -> dict[str, Any]:
     import json
     import time
 
@@ -113,11 +208,13 @@ def evaluate_cli(
     from hrm.data.dataset import PuzzleDataset
     from hrm.data.format import check_split
     from hrm.errors import ConfigError
-    from hrm.tasks import task_for_shape
 
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    info = distributed.DistInfo(device=distributed.pick_device(device))
+    if batch_size < 1 or batch_size % info.world_size:
+        raise ConfigError(
+            f"--batch-size must be a positive multiple of the {info.world_size} processes, got {batch_size}"
+            if info.enabled
+            else f"--batch-size must be at least 1, got {batch_size}"
+        )
     loaded = load_model(model_path, device=info.device, use_ema=use_ema, data_path=data)
     data = data or run_data_path(str(loaded.source))
     if data is None:
@@ -133,12 +230,18 @@ def evaluate_cli(
         )
     head = ACTLossHead(model, loaded.card.loss_type).to(info.device)
     dataset = PuzzleDataset(
-        {"dataset_path": str(data), "global_batch_size": batch_size, "test_set_mode": True}, split="test"
+        {
+            "dataset_path": str(data),
+            "global_batch_size": batch_size,
+            "test_set_mode": True,
+            "rank": info.rank,
+            "num_replicas": info.world_size,
+        },
+        split="test",
     )
-    task = task_for_shape(meta.seq_len, meta.vocab_size)
-    collect = task is not None and task.scores_datasets
+    task = scoring_task(meta)
     start = time.perf_counter()
-    result = evaluate(head, dataset, info, max_batches=max_batches, collect=collect, halt=halt)
+    result = evaluate(head, dataset, info, max_batches=max_batches, collect=task is not None, halt=halt)
     seconds = time.perf_counter() - start
     report: dict[str, Any] = {
         "model": str(loaded.source),
@@ -147,9 +250,12 @@ def evaluate_cli(
         "seconds": round(seconds, 3),
         "metrics": result.metrics,
     }
-    print(f"evaluated {loaded.source} on {data} ({halt} halting, {seconds:.1f} s)")
+    if not info.is_main:
+        return report
+    processes = f", {info.world_size} processes" if info.enabled else ""
+    print(f"evaluated {loaded.source} on {data} ({halt} halting, {seconds:.1f} s{processes})")
     print(format_metrics(result.metrics))
-    score = task.score_dataset(result.predictions, Path(data)) if task is not None and collect else None
+    score = score_predictions(task, result, Path(data), info)
     files: dict[str, Any] = {}
     if score is not None:
         assert task is not None

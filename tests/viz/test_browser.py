@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from hrm.tasks import TASKS
 from tiny_models import save_tiny, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -404,18 +405,32 @@ def test_run_curves_refresh_while_training(page, sudoku_server, workdir):
     )
     evals = [json.loads(x) for x in lines if json.loads(x)["kind"] == "eval"]
     assert page.locator("#eval-table tbody tr").count() == len(evals)
+    assert not page.locator("#chart-score").is_visible()  # no dataset score logged yet
     shoot(page, "run")
-    # The run goes on: new records appear without reloading the page.
+    # The run goes on: new records appear without reloading the page. This evaluation also logs a
+    # task's dataset score (as training does on ARC), keyed by the task's name: its `score_series`
+    # are plotted beside eval exact accuracy, its counts are not.
+    task = next(t for t in TASKS if t.score_series)
+    score = {"tasks": 3, "test_inputs": 4, **{key: 0.25 * (i + 1) for i, key in enumerate(task.score_series)}}
     step = json.loads(lines[-1])["step"] + 10
     with metrics.open("a") as f:
         f.write(json.dumps(_metrics(step)) + "\n")
-        f.write(json.dumps(_eval(step)) + "\n")
+        f.write(json.dumps({**_eval(step), task.name: score}) + "\n")
         f.write(f'{{"step": {step + 10}, "kind": "tr')  # a line still being written
     page.wait_for_selector(f"#run-info[data-records='{len(lines) + 2}']", timeout=15_000)
     page.wait_for_function(
-        "n => document.querySelectorAll('#eval-table tbody tr').length === n", arg=len(evals) + 1
+        "n => document.querySelectorAll('#eval-table tbody tr').length === n", arg=len(evals) + 2
     )
     assert page.get_attribute("#eval-table tbody tr", "data-step") == str(step)
+    assert page.get_attribute("#eval-table tbody tr", "data-score") == task.name
+    page.wait_for_selector("#chart-score svg .series")
+    names = page.eval_on_selector_all("#chart-score .series", "gs => gs.map((g) => g.dataset.name)")
+    assert names == ["eval all exact"] + [f"{task.name} {key}" for key in task.score_series]
+    for key in task.score_series:
+        series = f"#chart-score .series[data-name='{task.name} {key}']"
+        assert page.get_attribute(series, "data-n") == "1"
+        assert float(page.get_attribute(series, "data-last") or "nan") == pytest.approx(score[key])
+    shoot(page, "run-score")
     with metrics.open("a") as f:
         f.write('ain", "lm_loss": 0.06, "lr": 0.0011}\n')
     page.wait_for_selector(f"#run-info[data-records='{len(lines) + 3}']", timeout=15_000)

@@ -82,6 +82,8 @@ class ARCTask(Task):
     title = "ARC task"
     file_suffixes = (".json",)
     scores_datasets = True
+    # pass@2 is the figure both papers report for ARC, under TRM's rule and under HRM's.
+    score_series = ("pass@1", "pass@2", "all_tests_pass@2")
     menu_order = 2
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
@@ -224,6 +226,7 @@ class ARCTask(Task):
             "generate": None,
             "input_hint": "an ARC task as JSON",
             "json_input": True,
+            "score_series": list(self.score_series),
         }
 
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:

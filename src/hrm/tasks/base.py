@@ -208,7 +208,8 @@ class Task(abc.ABC):
           entry each, or "size_range": [min, max], a side typed in; "difficulties": those offered,
           possibly none};
         - "input_hint": what to type into the puzzle box, as a phrase ("a maze (rows over '# SG')");
-        - "json_input": whether the puzzle is typed as a JSON object.
+        - "json_input": whether the puzzle is typed as a JSON object;
+        - "score_series": `score_series`, the keys of `score_dataset`'s summary the run page plots.
         """
 
     @abc.abstractmethod
@@ -233,6 +234,9 @@ class Task(abc.ABC):
 
     # -- evaluation ------------------------------------------------------------------------------------
     scores_datasets: ClassVar[bool] = False  # `score_dataset` needs the per-example predictions
+    # The keys of `score_dataset`'s summary followed during training: the progress line shows them
+    # and the viewer's run page plots them.
+    score_series: ClassVar[tuple[str, ...]] = ()
 
     def score_dataset(
         self, predictions: dict[str, dict[str, np.ndarray]], data_dir: Path

@@ -138,6 +138,7 @@ class MazeTask(Task):
             "generate": {"size_range": [maze_data.MIN_SIZE, MAX_VIEWER_SIDE], "difficulties": []},
             "input_hint": "a maze (rows over '# SG')",
             "json_input": False,
+            "score_series": list(self.score_series),
         }
 
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:

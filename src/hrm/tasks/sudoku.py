@@ -186,6 +186,7 @@ class SudokuTask(Task):
             "generate": {"sizes": list(sudoku_data.SIZES), "difficulties": list(GENERATE_DIFFICULTIES)},
             "input_hint": "a Sudoku (16/36/81 cells, '.' or '0' for blanks)",
             "json_input": False,
+            "score_series": list(self.score_series),
         }
 
     def grid_of_tokens(self, tokens: np.ndarray, label: bool = False) -> Grid | None:

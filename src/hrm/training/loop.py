@@ -4,21 +4,27 @@ Reads top to bottom: set up the process, build the run, restore a checkpoint or 
 directory, then step: a batch, the learning rate, one ACT segment per row (rows that have not halted
 keep their puzzle), loss / global batch size, backward, gradient all-reduce, optimiser steps, EMA,
 metrics, and at their intervals a log record, an evaluation and a checkpoint.
+
+An evaluation logs each test set's metrics and, where the dataset's task has its own score
+(`Task.score_dataset`, ARC's voting and pass@k) and `eval_dataset_score` is on, that score under
+the task's name: every process's predictions are gathered, scored once on the main process, and the
+files the score comes with (ARC's submission.json) are written to `evaluations/step_N/`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from hrm import distributed
 from hrm.config import TrainConfig, load_config
 from hrm.errors import ConfigError, HRMError
-from hrm.evaluate import evaluate
+from hrm.evaluate import evaluate, score_predictions, scoring_task
 from hrm.models import ACTStep, Carry, cpu_rows_per_slice
 from hrm.runtime import tune_cpu_allocator
 from hrm.training.build import Intervals, build_training, data_workers, eval_dataset, want_compile
@@ -26,6 +32,9 @@ from hrm.training.checkpointing import Checkpointer, create_run_dir, default_run
 from hrm.training.ema import EMA, ema_weights
 from hrm.training.metrics import MetricsLog, MetricsWindow, Progress, Record
 from hrm.training.state import BatchStream, ExplorationNoise, preserved_rng
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.tasks import Task
 
 
 class NonFiniteLossError(HRMError):
@@ -37,6 +46,8 @@ class TrainResult:
     run_dir: Path
     step: int
     eval_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The last evaluation's task score ({task name: summary}), on the main process; see the module doc.
+    eval_score: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[Record] = field(default_factory=list)
 
 
@@ -103,6 +114,7 @@ def _run(
     progress = Progress(total, step, enabled=info.is_main and cfg.progress)
     result = TrainResult(run_dir=run_dir, step=step, history=log.history)
     eval_data: Any = None
+    scorer: Task | None = None
     window = MetricsWindow()
     head.train()
     try:
@@ -140,12 +152,21 @@ def _run(
             if intervals.evaluates(step):
                 if eval_data is None:
                     eval_data = eval_dataset(cfg, info)
+                    scorer = scoring_task(eval_data.metadata) if cfg.eval_dataset_score else None
                 with ema_weights(model, ema), preserved_rng():
-                    evaluated = evaluate(head, eval_data, info, max_batches=cfg.eval_max_batches)
+                    evaluated = evaluate(
+                        head, eval_data, info, max_batches=cfg.eval_max_batches, collect=scorer is not None
+                    )
                 head.train()
-                result.eval_metrics = evaluated.metrics
-                log.write(step, "eval", evaluated.metrics)
-                progress.show_eval(step, evaluated.metrics)
+                result.eval_metrics, result.eval_score = evaluated.metrics, {}
+                logged: dict[str, Any] = dict(evaluated.metrics)
+                score = score_predictions(scorer, evaluated, Path(eval_data.config.dataset_path), info)
+                if score is not None:
+                    assert scorer is not None
+                    logged[scorer.name] = result.eval_score[scorer.name] = score.summary
+                    write_score_files(run_dir / "evaluations" / f"step_{step:07d}", score.files)
+                log.write(step, "eval", logged)
+                progress.show_eval(step, evaluated.metrics, score_headline(scorer, result.eval_score))
 
             if intervals.saves(step):
                 checkpointer.save(step, carry)
@@ -154,6 +175,27 @@ def _run(
         log.close()
     result.step = step
     return result
+
+
+def score_headline(task: Task | None, scores: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The values of a task's score that the progress line shows (`Task.score_series`)."""
+    if task is None or task.name not in scores:
+        return {}
+    summary = scores[task.name]
+    return {
+        f"{task.name} {k}": summary[k] for k in task.score_series if isinstance(summary.get(k), int | float)
+    }
+
+
+def write_score_files(directory: Path, files: dict[str, Any]) -> None:
+    """A dataset score's files (name -> JSON content), each written whole or not at all."""
+    if not files:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        tmp = directory / f".{name}.tmp"
+        tmp.write_text(json.dumps(content))
+        tmp.replace(directory / name)
 
 
 def train_from_cli(recipe: str | None, overrides: list[str], resume: str | None) -> TrainResult:

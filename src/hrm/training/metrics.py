@@ -156,10 +156,15 @@ class Progress:
                 loss=f"{values.get('lm_loss', 0):.3f}", exact=f"{values.get('exact_accuracy', 0):.3f}"
             )
 
-    def show_eval(self, step: int, metrics: dict[str, dict[str, float]]) -> None:
+    def show_eval(
+        self, step: int, metrics: dict[str, dict[str, float]], score: dict[str, float] | None = None
+    ) -> None:
+        """One line per evaluation: each set's exact accuracy, then `score`'s values (a task's dataset
+        score, labelled)."""
         if self.bar is not None:
-            summary = ", ".join(f"{s}: exact {m.get('exact_accuracy', 0):.3f}" for s, m in metrics.items())
-            self.bar.write(f"step {step}: eval {summary}")
+            parts = [f"{s}: exact {m.get('exact_accuracy', 0):.3f}" for s, m in metrics.items()]
+            parts += [f"{name} {value:.3f}" for name, value in (score or {}).items()]
+            self.bar.write(f"step {step}: eval {', '.join(parts)}")
 
     def close(self) -> None:
         if self.bar is not None:

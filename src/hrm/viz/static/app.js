@@ -963,12 +963,25 @@
     const train = r.records.filter((x) => x.kind === "train");
     const evals = r.records.filter((x) => x.kind === "eval");
     const tr = (key) => train.filter((x) => typeof x[key] === "number").map((x) => [x.step, x[key]]);
+    // An eval record holds one object per evaluated set, and one per task score (keyed by a kind's
+    // name: the task's own score of the whole dataset, whose `score_series` are plotted).
     const evalSets = {};
+    const scores = {};
     evals.forEach((x) => {
       for (const [k, v] of Object.entries(x)) {
-        if (v && typeof v === "object" && !Array.isArray(v)) (evalSets[k] = evalSets[k] || []).push([x.step, v]);
+        if (!v || typeof v !== "object" || Array.isArray(v)) continue;
+        const into = S.kinds.some((kind) => kind.name === k) ? scores : evalSets;
+        (into[k] = into[k] || []).push([x.step, v]);
       }
     });
+    const scoreKeys = (name) => {
+      const kind = S.kinds.find((k) => k.name === name);
+      if (kind && kind.score_series && kind.score_series.length) return kind.score_series;
+      const keys = new Set();
+      scores[name].forEach(([, v]) => Object.keys(v).forEach((key) => typeof v[key] === "number" && keys.add(key)));
+      return [...keys];
+    };
+    const scoreSeries = Object.keys(scores).flatMap((name) => scoreKeys(name).map((key) => [name, key]));
     const ev = (key) => Object.entries(evalSets).map(([name, rows], i) => ({
       name: "eval " + name + (key === "lm_loss" ? " lm" : ""), colour: ["#15803d", "#7c3aed", "#0891b2"][i % 3], dots: true,
       points: rows.filter((p) => typeof p[1][key] === "number").map((p) => [p[0], p[1][key]]),
@@ -981,6 +994,14 @@
       { name: "train exact", colour: "#2563eb", points: tr("exact_accuracy") },
       { name: "train token", colour: "#93c5fd", dash: true, points: tr("accuracy") },
     ].concat(ev("exact_accuracy")) });
+    $("chart-score").hidden = !scoreSeries.length;
+    if (scoreSeries.length) {
+      lineChart($("chart-score"), { key: "score", title: "Dataset score (evaluation)", zero: true, series: ev("exact_accuracy").map((s) => ({ ...s, name: s.name + " exact", dash: true })).concat(
+        scoreSeries.map(([name, key], i) => ({
+          name: name + " " + key, colour: ["#b91c1c", "#d97706", "#0f766e", "#4338ca"][i % 4], dots: true,
+          points: scores[name].filter((p) => typeof p[1][key] === "number").map((p) => [p[0], p[1][key]]),
+        }))) });
+    }
     lineChart($("chart-seg"), { key: "segments", title: "Mean segments", zero: true, series: [
       { name: "train", colour: "#2563eb", points: tr("steps") },
     ].concat(ev("steps")) });
@@ -991,9 +1012,16 @@
     body.textContent = "";
     const rows = [];
     evals.forEach((x) => {
-      for (const [k, v] of Object.entries(x)) if (v && typeof v === "object") rows.push([x.step, k, v]);
+      for (const [k, v] of Object.entries(x)) if (v && typeof v === "object" && !Array.isArray(v)) rows.push([x.step, k, v]);
     });
     rows.reverse().slice(0, 50).forEach(([step, name, v]) => {
+      if (scores[name]) {  // a task's dataset score: its followed values in one cell
+        const shown = scoreKeys(name).filter((key) => typeof v[key] === "number").map((key) => key + " " + fmt(v[key], 4));
+        body.appendChild(el("tr", { "data-step": step, "data-score": name }, [
+          el("td", { text: String(step) }), el("td", { text: name }), el("td", { colspan: 4, text: shown.join(" · ") }),
+        ]));
+        return;
+      }
       body.appendChild(el("tr", { "data-step": step }, [
         el("td", { text: String(step) }), el("td", { text: name }), el("td", { text: fmt(v.exact_accuracy, 4) }),
         el("td", { text: fmt(v.accuracy, 4) }), el("td", { text: fmt(v.steps, 2) }), el("td", { text: fmt(v.lm_loss, 4) }),
