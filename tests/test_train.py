@@ -649,7 +649,7 @@ def test_gathered_predictions_are_in_dataset_order(arc_tiny):
 
 def test_training_logs_the_task_score_at_evaluations(tmp_path, arc_tiny):
     from hrm.training import train
-    from hrm.training.metrics import _flatten
+    from hrm.training.metrics import flatten
 
     run = tmp_path / "run"
     recipe = _arc_recipe(tmp_path, arc_tiny, max_steps=2, checkpoint_interval=2)
@@ -662,7 +662,7 @@ def test_training_logs_the_task_score_at_evaluations(tmp_path, arc_tiny):
     assert record["all"]["count"] == 16
     submission = json.loads((run / "evaluations" / "step_0000002" / "submission.json").read_text())
     assert sorted(submission) == ["aaa", "bbb", "ccc"] and len(submission["aaa"]) == 2
-    flat = _flatten({k: v for k, v in record.items() if isinstance(v, dict)}, "eval")
+    flat = flatten({k: v for k, v in record.items() if isinstance(v, dict)}, "eval")
     assert flat["eval/arc/pass@2"] == score["pass@2"] and "eval/all/exact_accuracy" in flat
     # eval_dataset_score=false: the set metrics only.
     off = tmp_path / "off"

@@ -108,7 +108,7 @@ class MetricsLog:
         stamped = {"step": step, "kind": kind, "time": round(time.time(), 3), **values}
         with self.path.open("a") as f:
             f.write(json.dumps(stamped) + "\n")
-        flat = _flatten(values, kind)
+        flat = flatten(values, kind)
         if self.tb is not None:
             for k, v in flat.items():
                 self.tb.add_scalar(k, v, step)
@@ -126,11 +126,11 @@ class MetricsLog:
             self.wandb.finish()
 
 
-def _flatten(values: dict[str, Any], prefix: str) -> dict[str, float]:
+def flatten(values: dict[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in values.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}/{k}"))
+            out.update(flatten(v, f"{prefix}/{k}"))
         elif isinstance(v, int | float) and not isinstance(v, bool):
             out[f"{prefix}/{k}"] = float(v)
     return out
