@@ -48,12 +48,13 @@ def _check(proc: subprocess.CompletedProcess) -> str:
 
 
 def _outer_site_dirs() -> list[str]:
-    """This interpreter's installed-package directories (where torch and the rest live), not the
-    checkout: the new environment imports its dependencies from them, and `hrm` from its own wheel."""
+    """This interpreter's installed-package directories (where torch and the rest live; the project's
+    own .venv may sit inside the checkout), never the checkout's sources: the new environment imports
+    its dependencies from them, and `hrm` from its own wheel."""
     dirs = []
     for entry in sys.path:
         path = Path(entry or ".").resolve()
-        if path.name in ("site-packages", "dist-packages") and path.is_dir() and REPO not in path.parents:
+        if path.name in ("site-packages", "dist-packages") and path.is_dir():
             dirs.append(str(path))
     return list(dict.fromkeys(dirs))
 
