@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--level")
     play.add_argument("--seed", type=int, default=1_000_000, help="default: the first held-out seed")
     play.add_argument("--ablation", choices=("reset_H", "reset_L", "reset_both"))
+    play.add_argument("--max-steps", type=int, default=None, help="stop earlier than the level's limit")
     play.add_argument("--out", help="write the trace here (else a summary is printed)")
     play.set_defaults(handler=_play)
 
@@ -122,7 +123,14 @@ def _play(args: argparse.Namespace) -> int:
 
     loaded = load_policy(args.model)
     level = _level(loaded.extra.get("level"), args.level)
-    trace = play(loaded.policy, level, args.seed, ablation=args.ablation, model=str(args.model))
+    trace = play(
+        loaded.policy,
+        level,
+        args.seed,
+        ablation=args.ablation,
+        model=str(args.model),
+        max_steps=args.max_steps,
+    )
     if args.out:
         write_trace(trace, args.out)
         print(f"trace: {args.out}")
