@@ -1124,6 +1124,9 @@ def create_app(
         Route("/api/dataset/examples", dataset_examples, methods=["GET"]),
         Route("/api/dataset/example", dataset_example, methods=["GET"]),
     ]
+    from hrm.viz import agent_api
+
+    routes += agent_api.routes()
     app = Starlette(
         routes=routes,
         exception_handlers={
