@@ -98,7 +98,7 @@ def run_demo(
     report = workdir / "report.html"
     _write_report(report, result.history, shipped, fresh, exact, model)
     print(f"     {report.resolve()}")
-    agent = _agent_part(workdir)
+    agent = agent_part(workdir)
     seconds = time.perf_counter() - started
     print(f"done in {seconds:.0f} s")
     return {
@@ -115,7 +115,7 @@ AGENT = "agent-unlocklocal"
 AGENT_EPISODES = 20
 
 
-def _agent_part(workdir: Path) -> dict[str, Any] | None:
+def agent_part(workdir: Path) -> dict[str, Any] | None:
     """The shipped BabyAI agent on held-out UnlockLocal seeds (skipped without the agent extra)."""
     try:
         import minigrid  # noqa: F401

@@ -4,7 +4,7 @@ import pytest
 
 from hrm.agent.evaluate import eval_seeds, run_episodes
 from hrm.agent.policy import load_policy
-from hrm.demo import _agent_part
+from hrm.demo import agent_part
 
 
 def test_the_packaged_agent_loads_and_solves_held_out_episodes():
@@ -16,7 +16,7 @@ def test_the_packaged_agent_loads_and_solves_held_out_episodes():
 
 @pytest.mark.slow
 def test_the_demo_part_plays_the_packaged_agent(tmp_path, capsys):
-    summary = _agent_part(tmp_path)
+    summary = agent_part(tmp_path)
     assert summary is not None and summary["success"] >= 0.8
     assert (tmp_path / "agent-trace.json").is_file()
     assert "held-out UnlockLocal" in capsys.readouterr().out

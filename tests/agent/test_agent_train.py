@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from hrm.agent.evaluate import evaluate_policy, run_episodes
-from hrm.agent.play import SCHEMA_PATH, play
+from hrm.agent.play import AGENT_TRACE_SCHEMA, play
 from hrm.agent.policy import load_policy
 from hrm.agent.train import load_agent_config, train
 from hrm.cli import main
@@ -112,7 +112,7 @@ def test_evaluation_and_a_trace_that_follows_its_schema(tiny_demos, tmp_path, ti
     assert set(report["ablations"]) == {"reset_H", "reset_L", "reset_both"}
 
     trace = play(policy, "UnlockLocal", 1_000_000, model=str(run), max_steps=6)
-    jsonschema.validate(trace, json.loads(SCHEMA_PATH.read_text()))
+    jsonschema.validate(trace, json.loads(AGENT_TRACE_SCHEMA.read_text()))
     assert len(trace["frames"]) == trace["steps"] + 1 and trace["frames"][-1]["action"] is None
     assert trace["bot_steps"] and trace["bot_steps"] > 0
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("httpx")
 from starlette.testclient import TestClient
 
-from hrm.agent.play import SCHEMA_PATH
+from hrm.agent.play import AGENT_TRACE_SCHEMA
 from hrm.viz.server import create_app
 
 BASE = "http://127.0.0.1"
@@ -22,7 +22,7 @@ def test_the_agent_api_plays_the_packaged_agent_and_refuses_unknown_models():
         r = c.post("/api/agent/play", json={"model": "agent-unlocklocal", "seed": 1000002, "max_steps": 60})
         assert r.status_code == 200
         trace = r.json()
-        jsonschema.validate(trace, json.loads(SCHEMA_PATH.read_text()))
+        jsonschema.validate(trace, json.loads(AGENT_TRACE_SCHEMA.read_text()))
         assert trace["success"] and trace["seed"] == 1000002
         bad = c.post("/api/agent/play", json={"model": "/etc/passwd"})
         assert bad.status_code == 404 and "unknown agent model" in bad.json()["error"]

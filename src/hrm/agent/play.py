@@ -22,7 +22,7 @@ from hrm.agent.policy import AgentPolicy
 from hrm.errors import ConfigError
 
 TRACE_FORMAT = "hrm-agent-trace/1"
-SCHEMA_PATH = Path(__file__).resolve().parent / "trace_schema.json"
+AGENT_TRACE_SCHEMA = Path(__file__).resolve().parent / "trace_schema.json"
 
 
 def play(

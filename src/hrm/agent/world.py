@@ -19,7 +19,7 @@ import numpy as np
 from hrm.errors import ConfigError
 
 # The levels we name, each a registered MiniGrid environment id.
-LEVELS: dict[str, str] = {
+AGENT_LEVELS: dict[str, str] = {
     "GoToRedBall": "BabyAI-GoToRedBall-v0",
     "GoToLocal": "BabyAI-GoToLocal-v0",
     "PickupLoc": "BabyAI-PickupLoc-v0",
@@ -49,16 +49,18 @@ _WORD_ID = {w: i for i, w in enumerate(MISSION_WORDS)}
 
 def env_id(level: str) -> str:
     """The MiniGrid environment id of a level name (or of a full `BabyAI-...-v0` id)."""
-    if level in LEVELS:
-        return LEVELS[level]
+    if level in AGENT_LEVELS:
+        return AGENT_LEVELS[level]
     if level.startswith("BabyAI-"):
         return level
-    raise ConfigError(f"unknown level {level!r}; known levels: {', '.join(LEVELS)} (or a BabyAI-... id)")
+    raise ConfigError(
+        f"unknown level {level!r}; known levels: {', '.join(AGENT_LEVELS)} (or a BabyAI-... id)"
+    )
 
 
 def level_name(level: str) -> str:
     """The short name of a level (`BabyAI-UnlockLocal-v0` -> `UnlockLocal`)."""
-    for name, full in LEVELS.items():
+    for name, full in AGENT_LEVELS.items():
         if level in (name, full):
             return name
     return level

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hrm.checkpoint import PACKAGED_DIR
-from hrm.viz.server import ApiError, _json, _json_body, _Strict, _work
+from hrm.viz.server import ApiError, StrictRequest, json_body, json_response, run_work
 
 MAX_JOBS = 4
 
@@ -92,7 +92,7 @@ def _need_agent() -> None:
         raise ApiError(501, "the agent needs MiniGrid: pip install 'hierarchical-reasoning-model[agent]'")
 
 
-class PlayRequest(_Strict):
+class PlayRequest(StrictRequest):
     model: str = Field(default="agent-unlocklocal", max_length=80)
     level: str = Field(default="UnlockLocal", max_length=40, pattern=r"^[A-Za-z0-9-]+$")
     seed: int = Field(default=1_000_000, ge=0, le=2**31 - 1)
@@ -100,7 +100,7 @@ class PlayRequest(_Strict):
     max_steps: int = Field(default=300, ge=1, le=1000)
 
 
-class FineTuneRequest(_Strict):
+class FineTuneRequest(StrictRequest):
     model: str = Field(default="agent-unlocklocal", max_length=80)
     level: str = Field(default="UnlockLocal", max_length=40, pattern=r"^[A-Za-z0-9-]+$")
     episodes: int = Field(default=100, ge=2, le=2000)
@@ -112,10 +112,10 @@ async def info(request: Request) -> Response:
     from hrm.agent import world
 
     ok = available()
-    return _json(
+    return json_response(
         {
             "available": ok,
-            "levels": list(world.LEVELS),
+            "levels": list(world.AGENT_LEVELS),
             "models": packaged_agents() if ok else [],
             "jobs": {k: j.status for k, j in _agents(request).jobs.items()},
         }
@@ -124,7 +124,7 @@ async def info(request: Request) -> Response:
 
 async def play_endpoint(request: Request) -> Response:
     _need_agent()
-    req = await _json_body(request, PlayRequest)
+    req = await json_body(request, PlayRequest)
     agents = _agents(request)
     source = agents.resolve(req.model)
 
@@ -137,7 +137,7 @@ async def play_endpoint(request: Request) -> Response:
             policy, req.level, req.seed, ablation=req.ablation, model=req.model, max_steps=req.max_steps
         )
 
-    return _json(await _work(request, run))
+    return json_response(await run_work(request, run))
 
 
 def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
@@ -180,7 +180,7 @@ def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
 
 async def finetune_endpoint(request: Request) -> Response:
     _need_agent()
-    req = await _json_body(request, FineTuneRequest)
+    req = await json_body(request, FineTuneRequest)
     agents = _agents(request)
     source = agents.resolve(req.model)
     with agents.lock:
@@ -192,14 +192,14 @@ async def finetune_endpoint(request: Request) -> Response:
         job = FineTune(id=uuid.uuid4().hex[:12], base=req.model, level=req.level)
         agents.jobs[job.id] = job
     threading.Thread(target=_finetune, args=(job, req, source), daemon=True).start()
-    return _json({"job": job.id})
+    return json_response({"job": job.id})
 
 
 async def job_endpoint(request: Request) -> Response:
     job = _agents(request).jobs.get(request.path_params["job"])
     if job is None:
         raise ApiError(404, "no such fine-tune job")
-    return _json(
+    return json_response(
         {
             "job": job.id,
             "status": job.status,
