@@ -17,7 +17,7 @@ $(BIN)/python:
 # that only one distribution owns the `hrm` command.
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt | $(BIN)/python
 	$(BIN)/python -m pip uninstall --quiet --yes hrm 2>/dev/null || true
-	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e .
+	$(BIN)/python -m pip install --quiet $(TORCH_CONSTRAINT) -e ".[agent]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -98,7 +98,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def save_checkpoint(
     run_dir: Path,
     step: int,
-    model: ACTModel,
+    model: torch.nn.Module,
     card: ModelCard,
     train_state: dict[str, Any] | None,
     rank_states: list[dict[str, Any]] | None = None,

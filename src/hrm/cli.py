@@ -17,7 +17,13 @@ from hrm.errors import HRMError
 
 # Modules that define `register(subparsers)`. They must import heavy dependencies (torch) lazily,
 # inside their handlers, so that `hrm --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("hrm.data.cli", "hrm.commands", "hrm.solve_cli", "hrm.viz.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "hrm.data.cli",
+    "hrm.commands",
+    "hrm.solve_cli",
+    "hrm.viz.cli",
+    "hrm.agent.cli",
+)
 
 # What pip installs this as (pyproject's `name`); `hrm` on PyPI is an unrelated project.
 DISTRIBUTION = "hierarchical-reasoning-model"

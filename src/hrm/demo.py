@@ -6,7 +6,8 @@
 3. trains a fresh HRM on it from scratch with the shipped `sudoku4_cpu` recipe, with a progress bar,
    says whether it reached 95% exact accuracy on the held-out puzzles, and lets it solve new puzzles
    with fewer givens than it trained on;
-4. writes a self-contained HTML report (the reasoning traces and the training curve) and prints its path.
+4. writes a self-contained HTML report (the reasoning traces and the training curve) and prints its path;
+then, with the agent extra, the shipped BabyAI agent (`agent-unlocklocal`) plays held-out episodes.
 """
 
 from __future__ import annotations
@@ -96,16 +97,49 @@ def run_demo(
     print("\n4/4  writing the report")
     report = workdir / "report.html"
     _write_report(report, result.history, shipped, fresh, exact, model)
-    seconds = time.perf_counter() - started
     print(f"     {report.resolve()}")
+    agent = agent_part(workdir)
+    seconds = time.perf_counter() - started
     print(f"done in {seconds:.0f} s")
     return {
+        "agent": agent,
         "exact_accuracy": exact,
         "shipped_valid": [bool(s.valid) for s in shipped],
         "report": str(report),
         "run_dir": str(result.run_dir),
         "seconds": seconds,
     }
+
+
+AGENT = "agent-unlocklocal"
+AGENT_EPISODES = 20
+
+
+def agent_part(workdir: Path) -> dict[str, Any] | None:
+    """The shipped BabyAI agent on held-out UnlockLocal seeds (skipped without the agent extra)."""
+    try:
+        import minigrid  # noqa: F401
+    except ImportError:
+        print("\n+    the BabyAI agent: skipped (pip install 'hierarchical-reasoning-model[agent]')")
+        return None
+    from hrm.agent import demos
+    from hrm.agent.evaluate import run_episodes, summarize
+    from hrm.agent.play import play, write_trace
+    from hrm.agent.policy import load_policy
+
+    print(f"\n+    the shipped BabyAI agent ({AGENT}) on {AGENT_EPISODES} held-out UnlockLocal episodes")
+    policy = load_policy(AGENT).policy
+    bot = demos.generate("UnlockLocal", AGENT_EPISODES, split="test", progress=False)
+    seeds = bot.seeds.tolist()
+    summary = summarize(run_episodes(policy, "UnlockLocal", seeds), dict(zip(seeds, bot.lengths().tolist())))
+    trace = play(policy, "UnlockLocal", seeds[0], model=AGENT)
+    path = write_trace(trace, workdir / "agent-trace.json")
+    print(
+        f"     success {summary['success']:.0%}, {summary.get('steps_vs_bot', float('nan')):.2f}x the bot's "
+        f"steps, agrees with a shadow bot on {summary['shadow_agreement']:.0%} of steps"
+    )
+    print(f"     one episode ({trace['mission']!r}, {trace['steps']} steps): {path.resolve()}")
+    return summary
 
 
 def _indent(text: str, n: int) -> str:

@@ -8,15 +8,24 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from hrm import distributed
-from hrm.config import TrainConfig
 from hrm.errors import ConfigError
 
 Record = dict[str, Any]
+
+
+class LogSettings(Protocol):
+    """What MetricsLog reads of a run's config (`TrainConfig`, or the agent's `AgentTrainConfig`)."""
+
+    tensorboard: bool
+    wandb: bool
+    project_name: str | None
+
+    def model_dump(self) -> dict[str, Any]: ...
 
 
 class MetricsWindow:
@@ -61,7 +70,7 @@ class MetricsLog:
     def __init__(
         self,
         run_dir: Path,
-        cfg: TrainConfig,
+        cfg: LogSettings,
         enabled: bool,
         resume_step: int | None,
         on_log: Callable[[Record], None] | None = None,

@@ -106,14 +106,14 @@ class ApiError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
+class StrictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
 SPLIT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
-class ExampleRef(_Strict):
+class ExampleRef(StrictRequest):
     split: str = Field(default="test", pattern=SPLIT_PATTERN)
     index: int = Field(ge=0, le=2**40)
 
@@ -124,7 +124,7 @@ def _known_kind(kind: str | None) -> str | None:
     return kind
 
 
-class SolveRequest(_Strict):
+class SolveRequest(StrictRequest):
     kind: str | None = None
     puzzle: str | dict[str, Any] | None = Field(default=None)
     example: ExampleRef | None = None
@@ -141,7 +141,7 @@ class SolveRequest(_Strict):
         return self
 
 
-class GenerateRequest(_Strict):
+class GenerateRequest(StrictRequest):
     kind: str
     size: int = Field(ge=4, le=MAX_VIEWER_SIDE)
     difficulty: str = Field(default="easy", max_length=32)
@@ -158,19 +158,19 @@ class GenerateRequest(_Strict):
         return self
 
 
-class ExamplesQuery(_Strict):
+class ExamplesQuery(StrictRequest):
     split: str = Field(default="test", pattern=SPLIT_PATTERN)
     page: int = Field(default=0, ge=0, le=2**40)
     per_page: int = Field(default=12, ge=1, le=MAX_PER_PAGE)
 
 
-class ExampleQuery(_Strict):
+class ExampleQuery(StrictRequest):
     split: str = Field(default="test", pattern=SPLIT_PATTERN)
     index: int = Field(ge=0, le=2**40)
     variants: int = Field(default=16, ge=0, le=MAX_VARIANTS)
 
 
-class MetricsQuery(_Strict):
+class MetricsQuery(StrictRequest):
     since: int = Field(default=0, ge=0, le=2**40)
     gen: int = Field(default=-1, ge=-1, le=2**40)
 
@@ -256,7 +256,7 @@ def parse_json(text: str, status: int, what: str) -> Any:
         raise ApiError(status, f"{what} is not valid JSON") from None
 
 
-async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+async def json_body(request: Request, model: type[BaseModel]) -> Any:
     limits: Limits = _state(request).limits
     try:
         with anyio.fail_after(limits.body_timeout_s):
@@ -808,12 +808,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _json(data: Any) -> Response:
+def json_response(data: Any) -> Response:
     body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 
-async def _work(request: Request, fn: Callable[[Job], Any]) -> Any:
+async def run_work(request: Request, fn: Callable[[Job], Any]) -> Any:
     """`fn(job)` in one of the work threads (solving, generating): 503 when they are all busy, 504
     past the deadline; the wait ends when the client disconnects."""
     return await _state(request).work.run(request.receive, fn)
@@ -864,7 +864,7 @@ def _info_sync(st: VizState) -> dict[str, Any]:
 
 async def info(request: Request) -> Response:
     st = _state(request)
-    return _json(await _read(request, lambda: _info_sync(st)))
+    return json_response(await _read(request, lambda: _info_sync(st)))
 
 
 def _solve_sync(st: VizState, req: SolveRequest, job: Job | None = None) -> dict[str, Any]:
@@ -934,15 +934,15 @@ def _solve_sync(st: VizState, req: SolveRequest, job: Job | None = None) -> dict
 
 async def solve_endpoint(request: Request) -> Response:
     st = _state(request)
-    req = await _json_body(request, SolveRequest)
-    return _json(await _work(request, lambda job: _solve_sync(st, req, job)))
+    req = await json_body(request, SolveRequest)
+    return json_response(await run_work(request, lambda job: _solve_sync(st, req, job)))
 
 
 async def trace_endpoint(request: Request) -> Response:
     trace = _state(request).traces.get(request.path_params["trace_id"])
     if trace is None:
         raise ApiError(404, "no such trace (only the last 16 solved in this session are kept)")
-    return _json(trace)
+    return json_response(trace)
 
 
 def _generate_sync(req: GenerateRequest) -> dict[str, Any]:
@@ -953,8 +953,8 @@ def _generate_sync(req: GenerateRequest) -> dict[str, Any]:
 
 
 async def generate(request: Request) -> Response:
-    req = await _json_body(request, GenerateRequest)
-    return _json(await _work(request, lambda job: _generate_sync(req)))
+    req = await json_body(request, GenerateRequest)
+    return json_response(await run_work(request, lambda job: _generate_sync(req)))
 
 
 def _need_run(request: Request) -> RunView:
@@ -965,13 +965,13 @@ def _need_run(request: Request) -> RunView:
 
 
 async def run_info(request: Request) -> Response:
-    return _json(await _read(request, _need_run(request).summary))
+    return json_response(await _read(request, _need_run(request).summary))
 
 
 async def run_metrics(request: Request) -> Response:
     q = _query(request, MetricsQuery)
     tail = _need_run(request).tail
-    return _json(await _read(request, lambda: tail.since(q.since, q.gen)))
+    return json_response(await _read(request, lambda: tail.since(q.since, q.gen)))
 
 
 def _need_data(request: Request) -> DatasetView:
@@ -982,19 +982,19 @@ def _need_data(request: Request) -> DatasetView:
 
 
 async def dataset_info(request: Request) -> Response:
-    return _json(await _read(request, _need_data(request).summary))
+    return json_response(await _read(request, _need_data(request).summary))
 
 
 async def dataset_examples(request: Request) -> Response:
     q = _query(request, ExamplesQuery)
     data = _need_data(request)
-    return _json(await _read(request, lambda: data.page(q)))
+    return json_response(await _read(request, lambda: data.page(q)))
 
 
 async def dataset_example(request: Request) -> Response:
     q = _query(request, ExampleQuery)
     data = _need_data(request)
-    return _json(await _read(request, lambda: data.example(q)))
+    return json_response(await _read(request, lambda: data.example(q)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1124,6 +1124,9 @@ def create_app(
         Route("/api/dataset/examples", dataset_examples, methods=["GET"]),
         Route("/api/dataset/example", dataset_example, methods=["GET"]),
     ]
+    from hrm.viz import agent_api
+
+    routes += agent_api.routes()
     app = Starlette(
         routes=routes,
         exception_handlers={

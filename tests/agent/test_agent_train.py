@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hrm.agent.evaluate import evaluate_policy, run_episodes
+from hrm.agent.play import AGENT_TRACE_SCHEMA, play
+from hrm.agent.policy import load_policy
+from hrm.agent.train import load_agent_config, train
+from hrm.cli import main
+from hrm.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _cfg(tiny_demos, tmp_path, tiny, *overrides):
+    train_dir, test_dir = tiny_demos
+    base = [
+        f"demos={train_dir}",
+        f"eval_demos={test_dir}",
+        f"run_dir={tmp_path / 'run'}",
+        "steps=4",
+        "batch_episodes=3",
+        "eval_episodes=2",
+        "log_interval=2",
+        "progress=false",
+        "tensorboard=false",
+        "lr_warmup_steps=1",
+    ]
+    base += [f"arch.{k}={v}" for k, v in tiny.items()]
+    return load_agent_config(None, base + list(overrides))
+
+
+def test_agent_recipes_load():
+    recipes = sorted(CONFIGS.glob("agent_*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        cfg = load_agent_config(recipe, [])
+        assert cfg.policy_config().hidden_size > 0
+
+
+def test_bad_overrides_are_one_line_errors():
+    with pytest.raises(ConfigError, match="freeze"):
+        load_agent_config(None, ["demos=x", "freeze=Q"])
+    with pytest.raises(ConfigError, match="arch"):
+        load_agent_config(None, ["demos=x", "arch.num_heads=3"])
+
+
+def test_a_run_has_the_shared_layout_and_resumes_to_the_same_weights(tiny_demos, tmp_path, tiny):
+    cfg = _cfg(tiny_demos, tmp_path, tiny, "checkpoint_interval=2", "eval_interval=null")
+    whole = train(cfg)
+    run = whole.run_dir
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "latest").is_file()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in records} == {"train", "eval"}
+    assert "action_accuracy" in records[-1] and "success" in records[-1]
+    final = load_file(str(run / "checkpoints" / "step_0000004" / "model.safetensors"))
+
+    # Interrupt a second, identical run after step 2 and resume it.
+    cfg2 = _cfg(tiny_demos, tmp_path / "b", tiny, "checkpoint_interval=2", "eval_interval=null")
+    stop = {"n": 0}
+
+    def should_stop() -> bool:
+        stop["n"] += 1
+        return stop["n"] > 2
+
+    assert train(cfg2, should_stop=should_stop).step == 2
+    resumed = train(cfg2, resume=True)
+    assert resumed.step == 4
+    again = load_file(str(resumed.run_dir / "checkpoints" / "step_0000004" / "model.safetensors"))
+    for k, v in final.items():
+        torch.testing.assert_close(again[k], v)
+    with pytest.raises(ConfigError, match="exists"):
+        train(cfg)
+
+
+def test_fine_tuning_from_a_run_with_H_frozen_leaves_H_unchanged(tiny_demos, tmp_path, tiny):
+    first = train(_cfg(tiny_demos, tmp_path, tiny))
+    cfg = _cfg(tiny_demos, tmp_path / "ft", tiny, f"init_from={first.run_dir}", "freeze=H")
+    tuned = train(cfg)
+    before, after = load_policy(first.run_dir).policy, load_policy(tuned.run_dir).policy
+    for (name, p), q in zip(before.core.H_level.named_parameters(), after.core.H_level.parameters()):
+        assert torch.equal(p, q), name
+    changed = [
+        not torch.equal(p, q)
+        for p, q in zip(before.core.L_level.parameters(), after.core.L_level.parameters())
+    ]
+    assert any(changed)
+
+
+def test_the_flat_baseline_trains_and_refuses_freezing(tiny_demos, tmp_path, tiny):
+    flat = train(_cfg(tiny_demos, tmp_path, tiny, "hierarchy=false"))
+    assert load_policy(flat.run_dir).policy.config.hierarchy is False
+    with pytest.raises(Exception, match="hierarch"):
+        train(_cfg(tiny_demos, tmp_path / "x", tiny, "hierarchy=false", "freeze=L"))
+
+
+def test_evaluation_and_a_trace_that_follows_its_schema(tiny_demos, tmp_path, tiny):
+    run = train(_cfg(tiny_demos, tmp_path, tiny)).run_dir
+    policy = load_policy(run).policy
+    results = run_episodes(policy, "UnlockLocal", [1_000_000, 1_000_001], max_steps=5)
+    assert [r.steps for r in results] == [5, 5]
+    assert all(0 <= r.agreement <= r.shadowed <= 5 for r in results)
+    report = evaluate_policy(policy, "UnlockLocal", episodes=2)
+    for key in ("success", "steps_vs_bot", "action_accuracy", "subgoal_accuracy", "shadow_agreement"):
+        assert key in report or (key == "steps_vs_bot" and report["success"] == 0)
+    assert set(report["ablations"]) == {"reset_H", "reset_L", "reset_both"}
+
+    trace = play(policy, "UnlockLocal", 1_000_000, model=str(run), max_steps=6)
+    jsonschema.validate(trace, json.loads(AGENT_TRACE_SCHEMA.read_text()))
+    assert len(trace["frames"]) == trace["steps"] + 1 and trace["frames"][-1]["action"] is None
+    assert trace["bot_steps"] and trace["bot_steps"] > 0
+
+
+def test_the_cli_records_demos_and_plays_an_episode(tiny_demos, tmp_path, tiny, capsys):
+    out = tmp_path / "d"
+    assert main(["agent", "demos", "UnlockLocal", "--episodes", "2", "--out", str(out), "--quiet"]) == 0
+    assert "2 episodes" in capsys.readouterr().out
+    assert main(["agent", "demos", "UnlockLocal", "--episodes", "2", "--out", str(out), "--quiet"]) == 1
+    run = train(_cfg(tiny_demos, tmp_path, tiny)).run_dir
+    trace = tmp_path / "t.json"
+    assert (
+        main(["agent", "play", str(run), "--seed", "1000001", "--max-steps", "8", "--out", str(trace)]) == 0
+    )
+    assert json.loads(trace.read_text())["seed"] == 1000001
+    assert main(["agent", "play", str(tmp_path / "nope")]) == 1

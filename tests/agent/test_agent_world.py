@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hrm.agent import demos, world
+from hrm.errors import ConfigError, DataError
+
+
+def test_missions_become_word_ids_with_unknown_words_marked():
+    ids = world.tokenize_mission("Open the red door, then pick up the zork")
+    words = [world.MISSION_WORDS[i] for i in ids if i != world.PAD]
+    assert words == ["open", "the", "red", "door", "then", "pick", "up", "the", "<unk>"]
+    assert ids.shape == (world.MISSION_LEN,)
+
+
+def test_an_observation_encodes_to_view_direction_and_mission():
+    env = world.make_env("UnlockLocal")
+    enc = world.encode_obs(world.reset(env, 3))
+    assert enc.image.shape == (7, 7, 3) and enc.image.dtype == np.uint8
+    assert 0 <= enc.direction < 4
+    assert enc.mission[0] != world.PAD
+    legend = world.legend()
+    assert legend["objects"][int(enc.image.max(axis=(0, 1))[0])]  # every symbol has a name
+    assert legend["actions"] == list(world.ACTION_NAMES)
+
+
+def test_unknown_levels_are_refused_with_the_known_ones():
+    with pytest.raises(ConfigError, match="UnlockLocal"):
+        world.env_id("NoSuchLevel")
+    assert world.level_name("BabyAI-UnlockLocal-v0") == "UnlockLocal"
+
+
+def test_demos_round_trip_and_splits_are_disjoint(tiny_demos, tmp_path):
+    train_dir, test_dir = tiny_demos
+    train, test = demos.load(train_dir), demos.load(test_dir)
+    assert train.episodes == 6 and test.episodes == 3
+    assert train.seeds.max() < demos.TEST_SEED_BASE <= test.seeds.min()
+    demos.check_disjoint(train, test)
+    with pytest.raises(DataError, match="share"):
+        demos.check_disjoint(train, train)
+    assert int(train.offsets[-1]) == len(train.actions) == len(train.images)
+    assert train.meta["format"] == demos.FORMAT and train.meta["failures"] == []
+    assert not any(p.name.startswith(".") for p in train_dir.parent.iterdir())  # no temporary left
+    with pytest.raises(ConfigError, match="exists"):
+        demos.save(train, train_dir)
+
+
+def test_the_watchdog_counts_and_reports_failures():
+    ds = demos.generate("UnlockLocal", 2, max_steps=10, max_failures=100, progress=False)
+    # Most UnlockLocal seeds take the bot more than 10 steps: those are failures, reported and skipped.
+    assert ds.episodes == 2
+    assert ds.meta["failures"] and all("watchdog" in f["reason"] for f in ds.meta["failures"])
+    assert all(n <= 10 for n in ds.lengths())
+    assert ds.meta["seed_last"] - ds.meta["seed_first"] + 1 == 2 + len(ds.meta["failures"])
+    with pytest.raises(DataError, match="bot failures"):
+        demos.generate("UnlockLocal", 2, max_steps=1, max_failures=2, progress=False)
+
+
+def test_the_watchdog_caps_wall_time():
+    env = world.make_env("UnlockLocal")
+    with pytest.raises(demos.EpisodeTimeout):
+        demos.bot_episode(env, 0, 500, time_limit_s=1e-6)
+
+
+def test_a_corrupt_demo_directory_is_reported(tmp_path):
+    (tmp_path / "demos.npz").write_bytes(b"not a zip")
+    (tmp_path / "meta.json").write_text(json.dumps({"format": demos.FORMAT}))
+    with pytest.raises(DataError):
+        demos.load(tmp_path)
+    with pytest.raises(DataError, match="not a demonstration"):
+        demos.load(tmp_path / "nothing")
