@@ -17,8 +17,9 @@ import torch
 
 from hrm import distributed
 from hrm.config import TrainConfig, load_config
-from hrm.errors import ConfigError, HRMError
+from hrm.errors import ConfigError, HRMError, StorageError
 from hrm.evaluate import evaluate
+from hrm.fileio import WRITE_ERRNOS, describe_os_error, warn
 from hrm.models import ACTStep, Carry, cpu_rows_per_slice
 from hrm.runtime import tune_cpu_allocator
 from hrm.training.build import Intervals, build_training, data_workers, eval_dataset, want_compile
@@ -51,6 +52,13 @@ def train(
     info = distributed.setup(cfg.device)
     try:
         return _run(cfg, info, recipe, Path(resume) if resume else None, on_log)
+    except (OSError, MemoryError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in WRITE_ERRNOS:
+            raise
+        raise StorageError(
+            describe_os_error(exc, "go on training")
+            + "; the checkpoints written so far are kept (hrm train --resume RUN_DIR continues)"
+        ) from None
     finally:
         distributed.teardown(info)
 
@@ -81,19 +89,33 @@ def _run(
     rows_per_slice = cpu_rows_per_slice(model.config, cfg.global_batch_size // info.world_size, info.device)
     run_dir = resume or (Path(cfg.run_dir) if cfg.run_dir else default_run_dir(recipe))
     checkpointer = Checkpointer(
-        run_dir, info, built.card, model, built.optimizers, stream, noise, ema, keep=cfg.keep_checkpoints
+        run_dir,
+        info,
+        built.card,
+        model,
+        built.optimizers,
+        stream,
+        noise,
+        ema,
+        keep=cfg.keep_checkpoints,
+        local_batch=cfg.global_batch_size // info.world_size,
     )
 
     # -- restore a checkpoint, or start a new run
     step = 0
     carry: Carry | None = None
     resume_step: int | None = None
-    if resume is not None:
-        point = checkpointer.restore()
+    point = checkpointer.restore() if resume is not None else None
+    if point is not None:
         step = resume_step = point.step
         carry = point.carry
     else:
-        create_run_dir(run_dir, cfg, info)
+        if resume is None:
+            create_run_dir(run_dir, cfg, info)
+        else:  # killed before its first checkpoint: the run starts again in place, from step 0
+            resume_step = 0
+            if info.is_main:
+                warn(f"--resume {run_dir}: no checkpoint was written yet; starting again from step 0")
         # Each process its own torch RNG stream; the exploration draws come from `noise`, shared by all.
         torch.manual_seed(cfg.seed + info.rank)
     distributed.barrier(info)
