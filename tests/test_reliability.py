@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from safetensors.torch import load_file, save_file
+
+from hrm.config import TrainConfig, load_config
+from hrm.errors import ConfigError
 from reliability_helpers import (
     assert_same_run,
     build_sudoku4,
@@ -22,10 +25,6 @@ from reliability_helpers import (
     snapshot,
     write_recipe,
 )
-from safetensors.torch import load_file, save_file
-
-from hrm.config import TrainConfig, load_config
-from hrm.errors import ConfigError
 
 PUZZLE4 = "1.3.|..1.|4...|.1.."
 
@@ -111,7 +110,7 @@ def test_the_epochs_drawn_per_iteration_stay_within_the_order_cap(recipe, monkey
     cfg = load_config(recipe, ["epochs=1000000", "max_steps=null"])
     # a run of 10^6 epochs reaches them all: still no more than 1000 order entries at a time
     epochs = build.epochs_per_iteration(cfg, total_groups=60, total_steps=3_750_000)
-    assert 1 <= epochs and epochs * 60 <= 1000
+    assert epochs >= 1 and epochs * 60 <= 1000
 
 
 # -- 3: --overwrite replaces only what the command made ---------------------------------------------
@@ -299,7 +298,8 @@ def test_checkpoints_and_exports_fsync_their_files_and_directories(tmp_path, mon
     assert {"latest", ".latest.tmp"} & names
     synced.clear()
     out = export_model(ckpt, tmp_path / "exported")
-    assert str(out.parent.resolve()) in synced and {"model.safetensors", "model.json"} <= {Path(p).name for p in synced}
+    assert str(out.parent.resolve()) in synced
+    assert {"model.safetensors", "model.json"} <= {Path(p).name for p in synced}
 
 
 # -- 5: wrong results with exit 0 -------------------------------------------------------------------
@@ -443,7 +443,12 @@ def _card(tmp_path: Path, straight: Path, name: str, change) -> Path:
 )
 def test_absurd_model_cards_are_one_line(tmp_path, straight, sudoku4, name, change, needle):
     card = _card(tmp_path, straight, name, change)
-    for args in (("eval", card, "--data", sudoku4), ("solve", "-m", card, PUZZLE4), ("export", card, tmp_path / "x")):
+    commands = [
+        ("eval", card, "--data", sudoku4),
+        ("solve", "-m", card, PUZZLE4),
+        ("export", card, tmp_path / "x"),
+    ]
+    for args in commands:
         line = hrm(*args).one_line_error()
         assert needle in line and "model.json" in line, (args, line)
     assert not (tmp_path / "x").exists()
@@ -523,3 +528,182 @@ def test_a_killed_export_leaves_nothing_and_the_next_export_cleans_up(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     monkeypatch.undo()
     assert hrm("export", straight, out).code == 0
+
+
+# -- 8: faults injected at every write of a checkpoint ------------------------------------------------
+
+
+class Fault:
+    """Raise `error` at the `at`-th call (1-based; 0: never) of the functions it wraps, counting calls."""
+
+    def __init__(self, error: BaseException, at: int = 0):
+        self.error, self.at, self.calls, self.active = error, at, 0, True
+
+    def wrap(self, real):
+        def wrapped(*args, **kwargs):
+            if self.active:
+                self.calls += 1
+                if self.calls == self.at:
+                    raise self.error
+            return real(*args, **kwargs)
+
+        return wrapped
+
+
+def _inject(mp: pytest.MonkeyPatch, target: str, fault: Fault) -> None:
+    import os
+
+    import hrm.checkpoint
+    import hrm.fileio
+
+    places = {
+        "safetensors": [(hrm.checkpoint, "save_file")],
+        "torch.save": [(torch, "save")],
+        "text": [(hrm.checkpoint, "write_file"), (hrm.fileio, "write_file")],
+        "replace": [(os, "replace")],
+        "fsync": [(os, "fsync")],
+        "mkdir": [(os, "mkdir")],
+    }[target]
+    for owner, name in places:
+        mp.setattr(owner, name, fault.wrap(getattr(owner, name)))
+
+
+def _os_error(code: int) -> OSError:
+    import os
+
+    return OSError(code, os.strerror(code))
+
+
+WRITES = ("safetensors", "torch.save", "text", "replace", "fsync", "mkdir")
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS", "EACCES"])
+@pytest.mark.parametrize("target", WRITES)
+def test_a_failure_at_every_write_of_a_checkpoint_leaves_the_earlier_ones_intact(tmp_path, target, code):
+    import errno
+
+    from hrm.checkpoint import (
+        ModelCard,
+        latest_checkpoint,
+        load_state,
+        read_weights,
+        save_checkpoint,
+    )
+    from hrm.errors import StorageError
+    from tiny_models import tiny_config, tiny_model
+
+    model, card = tiny_model(), ModelCard("hrm", tiny_config())
+    ema = {k: v + 1 for k, v in model.state_dict().items()}
+
+    def save(run: Path, step: int) -> Path:
+        state = {"step": step, "optimizers": [{"x": torch.ones(3)}]}
+        return save_checkpoint(run, step, model, card, state, [{"rng": torch.ones(2)}], ema, keep=2)
+
+    template = tmp_path / "template"
+    save(template, 1)
+    counter = Fault(_os_error(errno.ENOSPC))
+    shutil.copytree(template, tmp_path / "count")
+    with pytest.MonkeyPatch.context() as mp:
+        _inject(mp, target, counter)
+        save(tmp_path / "count", 2)
+    assert counter.calls >= 1, f"{target} is not used by a checkpoint save"
+    for at in range(1, counter.calls + 1):
+        run = tmp_path / f"run{at}"
+        shutil.copytree(template, run)
+        failed: StorageError | None = None
+        with pytest.MonkeyPatch.context() as mp:
+            _inject(mp, target, Fault(_os_error(getattr(errno, code)), at))
+            try:
+                save(run, 2)
+            except StorageError as exc:
+                failed = exc
+        if failed is None:  # a failure the write survives (mkdir of a directory that exists): saved
+            assert latest_checkpoint(run) == run / "checkpoints" / "step_0000002", at
+        else:
+            message = str(failed)
+            assert "\n" not in message and "step_0000002" in message and os_strerror(code) in message
+            assert "hrm train --resume" in message
+        assert not [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")], at
+        latest = latest_checkpoint(run)
+        assert latest is not None and latest.name in ("step_0000001", "step_0000002"), at
+        read_weights(latest / "model.safetensors")
+        read_weights(latest / "ema.safetensors")
+        assert load_state(latest / "training_state.pt")["step"] in (1, 2)
+        assert save(run, 2).name == "step_0000002"  # the disk has room again
+        assert latest_checkpoint(run) == run / "checkpoints" / "step_0000002"
+        assert not [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def os_strerror(code: str) -> str:
+    import errno
+    import os
+
+    return os.strerror(getattr(errno, code))
+
+
+@contextlib.contextmanager
+def failing_save(number: int, target: str, error: BaseException) -> Iterator[None]:
+    """The `number`-th checkpoint save of a training run meets `error` at its first `target` write."""
+    import hrm.training.checkpointing as checkpointing
+
+    real = checkpointing.save_checkpoint
+    saves = {"n": 0}
+
+    def save(*args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] != number:
+            return real(*args, **kwargs)
+        with pytest.MonkeyPatch.context() as mp:
+            _inject(mp, target, Fault(error, at=1))
+            return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpointing, "save_checkpoint", save)
+        yield
+
+
+@pytest.mark.parametrize(
+    "target,error,needle",
+    [
+        ("torch.save", "ENOSPC", "the disk is full"),
+        ("replace", "EROFS", "read-only"),
+        ("safetensors", "EACCES", "permission denied"),
+        ("torch.save", "memory", "out of memory"),
+    ],
+)
+def test_a_run_whose_checkpoint_fails_stops_in_one_line_and_resumes_bit_identical(
+    tmp_path, recipe, straight, target, error, needle
+):
+    import errno
+
+    fault = MemoryError() if error == "memory" else _os_error(getattr(errno, error))
+    run = tmp_path / "run"
+    with failing_save(2, target, fault):  # the checkpoint of step 6
+        line = hrm("train", recipe, f"run_dir={run}").one_line_error()
+    assert needle in line and "step_0000006" in line and "--resume" in line
+    root = run / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_0000003"]
+    resume(run)
+    assert_same_run(straight, run)
+
+
+def test_a_full_disk_while_logging_metrics_stops_in_one_line_and_resumes(tmp_path, recipe, straight):
+    import errno
+
+    real_open = Path.open
+    writes = {"n": 0}
+
+    def open_(self, mode="r", *args, **kwargs):
+        if self.name == "metrics.jsonl" and mode == "a":
+            writes["n"] += 1
+            if writes["n"] == 8:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    run = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "open", open_)
+        line = hrm("train", recipe, f"run_dir={run}").one_line_error()
+    assert "metrics.jsonl" in line and "the disk is full" in line and "--resume" in line
+    resume(run)
+    assert_same_run(straight, run)
