@@ -180,7 +180,10 @@ def read_resume_state(run_dir: Path, ckpt: Path, info: DistInfo) -> ResumeState:
     part is unreadable or missing or when it was written by a different number of processes."""
     shared = load_state(ckpt / TRAIN_STATE)
     _require_keys(shared, TRAIN_STATE_KEYS, run_dir, ckpt / TRAIN_STATE)
-    if shared["world_size"] != info.world_size:
+    world_size = shared["world_size"]
+    if not isinstance(world_size, int) or isinstance(world_size, bool):
+        raise CheckpointError(f"{ckpt / TRAIN_STATE}: its world_size is not a number of processes")
+    if world_size != info.world_size:
         raise ConfigError(
             f"--resume {run_dir}: it was trained with {shared['world_size']} processes, "
             f"now {info.world_size}; resume with the same number"
