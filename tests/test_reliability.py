@@ -707,3 +707,40 @@ def test_a_full_disk_while_logging_metrics_stops_in_one_line_and_resumes(tmp_pat
     assert "metrics.jsonl" in line and "the disk is full" in line and "--resume" in line
     resume(run)
     assert_same_run(straight, run)
+
+
+def _torchrun(*args: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {
+        **os.environ,
+        "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*command, "-m", "hrm", "train", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_the_checkpoint_to_fall_back_to(tmp_path, recipe):
+    """Under torchrun only process 1's own state of the newest checkpoint is broken: both processes
+    fall back to the checkpoint before it, and the run ends as the uninterrupted two-process run."""
+    whole = tmp_path / "whole"
+    _torchrun(recipe, f"run_dir={whole}", "max_steps=6")
+    run = tmp_path / "resumed"
+    shutil.copytree(whole, run)
+    (run / "checkpoints" / "step_0000006" / "rank1.pt").write_bytes(b"\0" * 10)
+    err = _torchrun("--resume", run)
+    assert "rank1.pt" in err and "resuming from step_0000003" in err
+    assert_same_run(whole, run)

@@ -196,8 +196,8 @@ class Checkpointer:
                 loaded = self._read(ckpt)
             except HRMError as exc:
                 problem = exc
-            everywhere = self._all_ok(problem is None)
-            if everywhere and loaded is not None:
+            reason = self._first_problem(problem)
+            if reason is None and loaded is not None:
                 if skipped and self.info.is_main:
                     warn(
                         f"--resume {self.run_dir}: skipped {'; '.join(skipped)}; resuming from {ckpt.name} "
@@ -205,7 +205,6 @@ class Checkpointer:
                     )
                 return self._apply(loaded)
             first = first or problem
-            reason = str(problem) if problem is not None else "unreadable on another process"
             skipped.append(f"{ckpt.name} ({reason})")
         if len(candidates) == 1 and first is not None:
             raise ConfigError(str(first))
@@ -214,11 +213,15 @@ class Checkpointer:
             f"{'; '.join(skipped)}. Remove {self.run_dir / 'checkpoints'} to start again from step 0"
         )
 
-    def _all_ok(self, ok: bool) -> bool:
+    def _first_problem(self, problem: HRMError | None) -> str | None:
+        """What makes a checkpoint unusable on any process (the lowest rank's reason), or None when
+        every process read it (a collective under torchrun)."""
+        own = None if problem is None else str(problem)
         if not self.info.enabled:
-            return ok
-        flag = torch.tensor([0.0 if ok else 1.0], device=self.info.device)
-        return float(distributed.reduce_sum(flag, self.info).item()) == 0
+            return own
+        everyone: list[Any] = [None] * self.info.world_size
+        torch.distributed.all_gather_object(everyone, own)
+        return next((p for p in everyone if p is not None), None)
 
     def _read(self, ckpt: Path) -> _Loaded:
         """Every part of checkpoint `ckpt`, read and checked against the run (nothing restored yet)."""
