@@ -455,6 +455,19 @@ def test_absurd_model_cards_are_one_line(tmp_path, straight, sudoku4, name, chan
 
 
 @pytest.mark.parametrize(
+    "content", [b"- 1\n- 2\n", b"arch: [1, 2]\n", b"\xff\xfe\0binary", b"arch: {hidden_size: 1.0e+9}\n"]
+)
+def test_a_hostile_reference_config_is_one_line(tmp_path, straight, sudoku4, content):
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    torch.save(
+        load_file(str(straight / "checkpoints" / "step_0000012" / "model.safetensors")), ref / "step_100"
+    )
+    (ref / "all_config.yaml").write_bytes(content)
+    assert str(ref) in hrm("eval", ref, "--data", sudoku4).one_line_error()
+
+
+@pytest.mark.parametrize(
     "flag,value", [("--views", "100000000"), ("--segments", "100000000"), ("--colour-perms", "100000000")]
 )
 def test_solve_caps_views_and_segments(straight, flag, value):

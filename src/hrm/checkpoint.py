@@ -252,9 +252,14 @@ def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_pat
 
     cfg_path = ckpt_dir / "all_config.yaml"
     try:
-        cfg = yaml.safe_load(cfg_path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CheckpointError(f"{cfg_path}: cannot read the reference config ({exc})") from None
+        if cfg_path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"larger than {MAX_CARD_BYTES >> 10} KiB")
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("arch") or {}, dict):
+            raise ValueError("not a mapping with an 'arch' mapping")
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{cfg_path}: cannot read the reference config ({reason})") from None
     arch = dict(cfg.get("arch") or {})
     name = arch.pop("name", "HierarchicalReasoningModel_ACTV1")
     loss = arch.pop("loss", {}) or {}
@@ -264,14 +269,18 @@ def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_pat
         arch.setdefault("vocab_size", int(state["inner.embed_tokens.embedding_weight"].shape[0]))
     if "inner.puzzle_emb.weights" in state:
         arch.setdefault("num_puzzle_identifiers", int(state["inner.puzzle_emb.weights"].shape[0]))
-    data_path = data_path or cfg.get("data_path")
+    found = data_path or cfg.get("data_path")
+    data_path = found if isinstance(found, str) else None
     if data_path and (Path(data_path) / "train" / "dataset.json").exists():
-        meta = json.loads((Path(data_path) / "train" / "dataset.json").read_text())
-        arch.setdefault("seq_len", int(meta["seq_len"]))
-        arch.setdefault("num_puzzle_identifiers", int(meta["num_puzzle_identifiers"]))
+        from hrm.data.format import load_metadata
+
+        meta = load_metadata(data_path, "train")
+        arch.setdefault("seq_len", meta.seq_len)
+        arch.setdefault("num_puzzle_identifiers", meta.num_puzzle_identifiers)
     if "seq_len" not in arch:
         raise CheckpointError(f"{ckpt_dir}: the sequence length is unknown; pass the dataset with --data DIR")
-    arch.setdefault("batch_size", int(cfg.get("global_batch_size", 1)))
+    batch = cfg.get("global_batch_size", 1)
+    arch.setdefault("batch_size", batch if isinstance(batch, int) else 1)
     try:
         return ModelCard(str(name), arch, as_loss_type(loss_type))
     except ValueError as exc:
