@@ -757,3 +757,17 @@ def test_two_processes_agree_on_the_checkpoint_to_fall_back_to(tmp_path, recipe)
     err = _torchrun("--resume", run)
     assert "rank1.pt" in err and "resuming from step_0000003" in err
     assert_same_run(whole, run)
+
+
+def test_a_read_only_file_system_when_a_run_starts_is_one_line_and_leaves_nothing(tmp_path, recipe):
+    import errno
+
+    from hrm import fileio
+
+    run = tmp_path / "a" / "b" / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        _inject(mp, "text", Fault(_os_error(errno.EROFS), at=1))  # config.yaml
+        line = hrm("train", recipe, f"run_dir={run}").one_line_error()
+    assert "read-only" in line and str(run) in line
+    assert not (tmp_path / "a").exists()
+    assert fileio.write_file.__name__ == "write_file"  # the patch is gone
