@@ -129,7 +129,6 @@ class Checkpointer:
         noise: ExplorationNoise,
         ema: EMA | None,
         keep: int,
-        local_batch: int,
     ):
         self.run_dir = run_dir
         self.info = info
@@ -140,7 +139,6 @@ class Checkpointer:
         self.noise = noise
         self.ema = ema
         self.keep = keep
-        self.local_batch = local_batch
 
     def save(self, step: int, carry: Carry | None) -> None:
         """Write checkpoint `step` (a collective under torchrun: every process must call it). A write
@@ -258,7 +256,7 @@ class Checkpointer:
 
     def _carry_shapes(self) -> dict[str, tuple[tuple[int, ...], bool]]:
         c = self.model.config
-        rows = self.local_batch
+        rows = int(self.stream.dataset.local_batch_size)  # this process's rows of a batch
         state, cells = (rows, c.total_len, c.hidden_size), (rows, c.seq_len)
         return {
             "z_H": (state, True),

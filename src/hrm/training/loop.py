@@ -89,16 +89,7 @@ def _run(
     rows_per_slice = cpu_rows_per_slice(model.config, cfg.global_batch_size // info.world_size, info.device)
     run_dir = resume or (Path(cfg.run_dir) if cfg.run_dir else default_run_dir(recipe))
     checkpointer = Checkpointer(
-        run_dir,
-        info,
-        built.card,
-        model,
-        built.optimizers,
-        stream,
-        noise,
-        ema,
-        keep=cfg.keep_checkpoints,
-        local_batch=cfg.global_batch_size // info.world_size,
+        run_dir, info, built.card, model, built.optimizers, stream, noise, ema, keep=cfg.keep_checkpoints
     )
 
     # -- restore a checkpoint, or start a new run
