@@ -168,13 +168,13 @@ def evaluate_cli(
 
 def check_eval_options(batch_size: int, max_batches: int | None, out: str | None) -> None:
     """ConfigError for options `hrm eval` cannot honour, before anything is loaded."""
-    from hrm import limits
     from hrm.errors import ConfigError
+    from hrm.limits import MAX_BATCH_ROWS
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    if batch_size > limits.MAX_BATCH_ROWS:
-        raise ConfigError(f"--batch-size must be at most {limits.MAX_BATCH_ROWS}, got {batch_size}")
+    if batch_size > MAX_BATCH_ROWS:
+        raise ConfigError(f"--batch-size must be at most {MAX_BATCH_ROWS}, got {batch_size}")
     if max_batches is not None and max_batches < 1:
         raise ConfigError(f"--max-batches must be at least 1, got {max_batches}")
     if out:

@@ -165,15 +165,15 @@ def _one_puzzle(text: str) -> tuple[str, Any]:
 
 def check_options(args: argparse.Namespace) -> None:
     """ConfigError for a count out of its range (the maxima are in `hrm.limits`), before any work."""
-    from hrm import limits
     from hrm.errors import ConfigError
+    from hrm.limits import MAX_BATCH_ROWS, MAX_SEGMENTS, MAX_VIEWS
 
     ranges = [
-        ("--batch-size", args.batch_size, 1, limits.MAX_BATCH_ROWS),
-        ("--colour-perms", args.colour_perms, 0, limits.MAX_VIEWS // 8 - 1),
-        ("--max-views", args.max_views, 1, limits.MAX_VIEWS),
-        ("--segments", args.segments, 1, limits.MAX_SEGMENTS),
-        ("--views", args.views, 1, limits.MAX_VIEWS),
+        ("--batch-size", args.batch_size, 1, MAX_BATCH_ROWS),
+        ("--colour-perms", args.colour_perms, 0, MAX_VIEWS // 8 - 1),  # 8 dihedral views each
+        ("--max-views", args.max_views, 1, MAX_VIEWS),
+        ("--segments", args.segments, 1, MAX_SEGMENTS),
+        ("--views", args.views, 1, MAX_VIEWS),
     ]
     for flag, value, low, high in ranges:
         if value is not None and value < low:
