@@ -8,14 +8,18 @@ Layout of a run directory:
     RUN/checkpoints/step_000100/      model.safetensors, model.json, [ema.safetensors],
                                       training_state.pt (+ rank<N>.pt per process)
     RUN/checkpoints/latest            name of the newest complete checkpoint
-Each checkpoint is written to a temporary directory and renamed into place, so a crash never leaves
-a half-written one; only the newest `keep` are kept.
+Each checkpoint is written to a temporary directory (`checkpoints/.tmp_step_*`), every file fsynced,
+and renamed into place, so a crash, a full disk or a read-only file system never leaves a half-written
+one; a failed write removes its temporary directory, and leftovers of a killed process are removed by
+the next save or resume. Only the newest `keep` are kept. Directories in checkpoints/ that are not
+`step_<digits>` are ignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,16 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from hrm.errors import CheckpointError
+from hrm.errors import CheckpointError, ConfigError, StorageError
+from hrm.fileio import (
+    atomic_write_text,
+    describe_os_error,
+    fsync_dir,
+    fsync_file,
+    remove_quietly,
+    write_file,
+)
+from hrm.limits import MAX_CARD_BYTES
 from hrm.models import ACTModel, build_model, load_weights
 from hrm.models.losses import LossType, as_loss_type
 
@@ -35,6 +48,10 @@ EMA_WEIGHTS = "ema.safetensors"
 MODEL_CARD = "model.json"
 TRAIN_STATE = "training_state.pt"
 LATEST = "latest"
+STEP_DIR = re.compile(r"step_(\d+)")
+TEMP_PREFIX = ".tmp"  # checkpoints/.tmp_step_<N>: a checkpoint being written
+# What an export directory holds; `hrm export --overwrite` replaces nothing else.
+EXPORT_FILES = frozenset({WEIGHTS, EMA_WEIGHTS, MODEL_CARD})
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -56,43 +73,104 @@ class ModelCard:
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
+        """The card in `path`; CheckpointError naming the file and what is wrong with it."""
         try:
-            data = json.loads(path.read_text())
+            if path.stat().st_size > MAX_CARD_BYTES:
+                raise ValueError(f"larger than {MAX_CARD_BYTES >> 10} KiB")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            model, config, extra = data.get("model"), data.get("config"), data.get("extra")
+            if not isinstance(model, str):
+                raise ValueError("'model' is not a model name")
+            if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+                raise ValueError("'config' is not an object of architecture fields")
+            if extra is not None and not isinstance(extra, dict):
+                raise ValueError("'extra' is not an object")
             loss_type = as_loss_type(data.get("loss_type", "stablemax_cross_entropy"))
-            return cls(data["model"], data["config"], loss_type, data.get("extra"))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"{path}: not a valid model card ({exc})") from None
+            return cls(model, config, loss_type, extra)
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CheckpointError(f"{path}: not a valid model card ({reason})") from None
 
 
 def _contiguous_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a checkpoint directory name (`step_0000100` -> 100); None for any other name."""
+    match = STEP_DIR.fullmatch(path.name)
+    return int(match.group(1)) if match else None
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """A run's checkpoint directories that hold weights, oldest first (stray names ignored)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [
-        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / WEIGHTS).exists()
-    ]
-    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+    found = []
+    for p in root.iterdir():
+        step = checkpoint_step(p)
+        if step is not None and p.is_dir() and (p / WEIGHTS).is_file():
+            found.append((step, p.name, p))
+    return [p for _, _, p in sorted(found)]
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints a run can resume from (weights and training state written), newest first."""
+    return [p for p in reversed(checkpoint_dirs(run_dir)) if (p / TRAIN_STATE).is_file()]
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint `checkpoints/latest` names, when it is complete; else the newest complete one."""
     root = Path(run_dir) / "checkpoints"
-    marker = root / LATEST
-    if marker.exists():
-        candidate = root / marker.read_text().strip()
-        if (candidate / TRAIN_STATE).exists():
-            return candidate
-    complete = [p for p in checkpoint_dirs(run_dir) if (p / TRAIN_STATE).exists()]
-    return complete[-1] if complete else None
+    try:
+        name = (root / LATEST).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    candidate = root / name
+    if STEP_DIR.fullmatch(name) and (candidate / TRAIN_STATE).is_file() and (candidate / WEIGHTS).is_file():
+        return candidate
+    complete = complete_checkpoints(run_dir)
+    return complete[0] if complete else None
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Remove what an interrupted save left in `run_dir/checkpoints` (`.tmp*` entries); returns them."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    leftovers = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIX) or p.name.endswith(".tmp")]
+    for p in leftovers:
+        remove_quietly(p)
+    return leftovers
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    save_file(tensors, str(path))
+    fsync_file(path)
+
+
+def _save_object(obj: Any, path: Path) -> None:
+    torch.save(obj, path)
+    fsync_file(path)
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename the finished directory `tmp` to `final`; an existing `final` (the same step saved again
+    after a resume) is moved aside first and removed once the new one is in place."""
+    aside = final.with_name(f"{TEMP_PREFIX}_old_{final.name}")
+    if final.exists():
+        remove_quietly(aside)
+        os.replace(final, aside)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if aside.exists() and not final.exists():
+            os.replace(aside, final)
+        raise
+    remove_quietly(aside)
 
 
 def save_checkpoint(
@@ -105,26 +183,35 @@ def save_checkpoint(
     ema_state: dict[str, torch.Tensor] | None = None,
     keep: int = 3,
 ) -> Path:
-    """Write checkpoint `step` atomically (temp dir + rename) and prune all but the newest `keep`."""
+    """Write checkpoint `step` atomically (temp dir, fsync, rename) and prune all but the newest `keep`.
+    A failure to write (a full disk, a read-only file system, no memory) removes the temporary
+    directory and raises StorageError; the checkpoints written before are left as they were."""
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
-    tmp = root / f".tmp_step_{step:07d}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(_contiguous_state(model), str(tmp / WEIGHTS))
-    if ema_state is not None:
-        save_file({k: v.detach().contiguous().cpu() for k, v in ema_state.items()}, str(tmp / EMA_WEIGHTS))
-    (tmp / MODEL_CARD).write_text(card.to_json())
-    for rank, state in enumerate(rank_states or []):
-        torch.save(state, tmp / f"rank{rank}.pt")
-    if train_state is not None:
-        torch.save(train_state, tmp / TRAIN_STATE)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _atomic_write_text(root / LATEST, final.name)
+    tmp = root / f"{TEMP_PREFIX}_step_{step:07d}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(run_dir)
+        tmp.mkdir()
+        _save_tensors(_contiguous_state(model), tmp / WEIGHTS)
+        if ema_state is not None:
+            ema = {k: v.detach().contiguous().cpu() for k, v in ema_state.items()}
+            _save_tensors(ema, tmp / EMA_WEIGHTS)
+        write_file(tmp / MODEL_CARD, card.to_json())
+        for rank, state in enumerate(rank_states or []):
+            _save_object(state, tmp / f"rank{rank}.pt")
+        if train_state is not None:
+            _save_object(train_state, tmp / TRAIN_STATE)
+        fsync_dir(tmp)
+        _move_into_place(tmp, final)
+        fsync_dir(root)
+        atomic_write_text(root / LATEST, final.name)
+    except (OSError, MemoryError) as exc:
+        remove_quietly(tmp)
+        raise StorageError(
+            describe_os_error(exc, f"write checkpoint {final}")
+            + f"; the checkpoints written before are kept (resume with: hrm train --resume {run_dir})"
+        ) from None
     for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -165,9 +252,14 @@ def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_pat
 
     cfg_path = ckpt_dir / "all_config.yaml"
     try:
-        cfg = yaml.safe_load(cfg_path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CheckpointError(f"{cfg_path}: cannot read the reference config ({exc})") from None
+        if cfg_path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"larger than {MAX_CARD_BYTES >> 10} KiB")
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("arch") or {}, dict):
+            raise ValueError("not a mapping with an 'arch' mapping")
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{cfg_path}: cannot read the reference config ({reason})") from None
     arch = dict(cfg.get("arch") or {})
     name = arch.pop("name", "HierarchicalReasoningModel_ACTV1")
     loss = arch.pop("loss", {}) or {}
@@ -177,14 +269,18 @@ def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_pat
         arch.setdefault("vocab_size", int(state["inner.embed_tokens.embedding_weight"].shape[0]))
     if "inner.puzzle_emb.weights" in state:
         arch.setdefault("num_puzzle_identifiers", int(state["inner.puzzle_emb.weights"].shape[0]))
-    data_path = data_path or cfg.get("data_path")
+    found = data_path or cfg.get("data_path")
+    data_path = found if isinstance(found, str) else None
     if data_path and (Path(data_path) / "train" / "dataset.json").exists():
-        meta = json.loads((Path(data_path) / "train" / "dataset.json").read_text())
-        arch.setdefault("seq_len", int(meta["seq_len"]))
-        arch.setdefault("num_puzzle_identifiers", int(meta["num_puzzle_identifiers"]))
+        from hrm.data.format import load_metadata
+
+        meta = load_metadata(data_path, "train")
+        arch.setdefault("seq_len", meta.seq_len)
+        arch.setdefault("num_puzzle_identifiers", meta.num_puzzle_identifiers)
     if "seq_len" not in arch:
         raise CheckpointError(f"{ckpt_dir}: the sequence length is unknown; pass the dataset with --data DIR")
-    arch.setdefault("batch_size", int(cfg.get("global_batch_size", 1)))
+    batch = cfg.get("global_batch_size", 1)
+    arch.setdefault("batch_size", batch if isinstance(batch, int) else 1)
     try:
         return ModelCard(str(name), arch, as_loss_type(loss_type))
     except ValueError as exc:
@@ -259,10 +355,44 @@ def load_model(
     config = dict(card.config)
     if forward_dtype:
         config["forward_dtype"] = forward_dtype
-    model = build_model(card.model, config)
+    try:
+        model = build_model(card.model, config)
+    except ConfigError as exc:
+        where = weights_file.parent / MODEL_CARD if (weights_file.parent / MODEL_CARD).exists() else p
+        raise CheckpointError(f"{where}: {exc}") from None
     load_weights(model, weights, source=str(weights_file))
     model.to(device).eval()
     return LoadedModel(model=model, card=card, source=weights_file)
+
+
+def check_export_target(out: Path, source: str | Path) -> None:
+    """StorageError unless `out` may be written by `hrm export --overwrite`: it does not exist, or it is
+    an earlier export (a directory holding nothing but model.safetensors, model.json and
+    ema.safetensors), or an empty directory. Never the current directory or one above it, a directory
+    holding the model exported, a training run, or anything else."""
+    if not out.exists() and not out.is_symlink():
+        return
+    refuse = f"refusing to replace {out}"
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if out.name in ("", ".", "..") or resolved == cwd or resolved in cwd.parents:
+        raise StorageError(f"{refuse}: it is the current directory or one above it; give a new directory")
+    src = Path(source)
+    if not src.exists() and (PACKAGED_DIR / str(source)).is_dir():
+        src = PACKAGED_DIR / str(source)
+    src = src.resolve()
+    if resolved in (src, PACKAGED_DIR) or resolved in src.parents or PACKAGED_DIR in resolved.parents:
+        raise StorageError(f"{refuse}: it holds the model being exported ({source}); give a new directory")
+    if out.is_symlink() or not out.is_dir():
+        raise StorageError(f"{refuse}: it is a file, not an earlier export; give a new directory")
+    if (out / "checkpoints").exists() or (out / "config.yaml").exists():
+        raise StorageError(f"{refuse}: it is a training run; give a new directory")
+    names = {p.name for p in out.iterdir()}
+    others = sorted(names - EXPORT_FILES)
+    if others or (names and MODEL_CARD not in names):
+        shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+        what = f"it holds {shown}" if others else f"it has no {MODEL_CARD}"
+        raise StorageError(f"{refuse}: {what}, so it is not an earlier export; give a new directory")
 
 
 def export_model(
@@ -271,26 +401,38 @@ def export_model(
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
     reads. EMA weights are taken when present unless ``use_ema`` is false. Written to a temporary
-    directory and renamed, so a failed export leaves nothing half-written."""
+    directory (files and directories fsynced) and renamed, so a failed export leaves nothing
+    half-written. With ``overwrite`` an existing `out_dir` is replaced only when it is an earlier
+    export (see `check_export_target`)."""
     out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise CheckpointError(f"{out} already exists (pass --overwrite to replace it)")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
+    check_export_target(out, source)
     loaded = load_model(source, use_ema=use_ema)
     extra = dict(loaded.card.extra or {})
     extra["exported_from"] = f"{loaded.source.parent.name}/{loaded.source.name}"
     card = ModelCard(loaded.card.model, loaded.card.config, loaded.card.loss_type, extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(_contiguous_state(loaded.model), str(tmp / WEIGHTS))
-    (tmp / MODEL_CARD).write_text(card.to_json())
-    for f in tmp.iterdir():
-        f.chmod(0o644)  # readable by everyone, as files meant to be shared or packaged
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
+    created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(tmp)
+        tmp.mkdir()
+        _save_tensors(_contiguous_state(loaded.model), tmp / WEIGHTS)
+        write_file(tmp / MODEL_CARD, card.to_json())
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # readable by everyone, as files meant to be shared or packaged
+        fsync_dir(tmp)
+        _move_into_place(tmp, out)
+        fsync_dir(out.parent)
+    except (OSError, MemoryError) as exc:
+        remove_quietly(tmp)
+        for d in created:  # directories made for the export, innermost first
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise StorageError(describe_os_error(exc, f"export to {out}")) from None
     return out
 
 
@@ -301,8 +443,11 @@ def run_data_path(model_path: str) -> str | None:
         cfg = candidate / "config.yaml"
         if cfg.is_file():
             try:
-                data = yaml.safe_load(cfg.read_text()) or {}
-            except yaml.YAMLError:
+                data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 return None
-            return data.get("eval_data_path") or data.get("data_path")
+            if not isinstance(data, dict):
+                return None
+            found = data.get("eval_data_path") or data.get("data_path")
+            return found if isinstance(found, str) else None
     return None

@@ -1,7 +1,8 @@
 """The `hrm` command. Each subcommand lives beside the feature it drives and registers itself here.
 
-A user error (unknown command, bad option, missing or malformed file) ends in one line on stderr
-and a non-zero exit; set HRM_DEBUG=1 to see the traceback.
+A user error (unknown command, bad option, missing or malformed file), and a failure of the machine
+the user can act on (a full disk, a read-only file system, missing permissions, no memory), ends in
+one line on stderr and a non-zero exit; set HRM_DEBUG=1 to see the traceback.
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _debug():
             raise
         return _fail(f"{exc.strerror or exc}: {exc.filename}", EXIT_ERROR)
+    except (OSError, MemoryError) as exc:  # a full disk, a read-only file system, out of memory
+        if _debug():
+            raise
+        from hrm.fileio import describe_os_error
+
+        return _fail(describe_os_error(exc, "go on"), EXIT_ERROR)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
 

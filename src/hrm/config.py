@@ -11,21 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hrm.errors import ConfigError
+from hrm.limits import MAX_COUNT, MAX_RECIPE_BYTES, MAX_SEED, MAX_THREADS
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.models.losses import LossType
 
 # Architecture fields that come from the dataset, not the recipe.
 DATA_FIELDS = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers")
+NUMBER_TYPES: tuple[Any, ...] = (int, float, int | None, float | None)
 
 
 class TrainConfig(BaseModel):
     """Everything a training run needs. Names follow the reference's `cfg_pretrain.yaml`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Every number has a range (checked at load, before anything is created); floats must be finite.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # Model: `name` (hrm | trm | transformer), `loss_type`, and the model's architecture fields.
     arch: dict[str, Any] = Field(default_factory=lambda: {"name": "hrm"})
@@ -33,50 +36,58 @@ class TrainConfig(BaseModel):
     data_path: str
     eval_data_path: str | None = None  # defaults to data_path (its test split)
 
-    global_batch_size: int = 768
-    epochs: int = 20000
-    eval_interval: int | None = 2000  # epochs between evaluations; None = only at the end
-    max_steps: int | None = None  # stop after this many steps (the schedule still spans them)
-    eval_max_batches: int | None = None  # cap evaluation batches (quick checks on large test sets)
+    global_batch_size: int = Field(768, ge=1, le=MAX_COUNT)
+    epochs: int = Field(20000, ge=1, le=MAX_COUNT)
+    # epochs between evaluations; None = only at the end
+    eval_interval: int | None = Field(2000, ge=1, le=MAX_COUNT)
+    # stop after this many steps (the schedule still spans them)
+    max_steps: int | None = Field(None, ge=1, le=MAX_COUNT)
+    # cap evaluation batches (quick checks on large test sets)
+    eval_max_batches: int | None = Field(None, ge=1, le=MAX_COUNT)
     # At each evaluation, the task's own dataset score too (ARC: voting, pass@k), where it has one.
     eval_dataset_score: bool = True
 
-    lr: float = 1e-4
-    lr_min_ratio: float = 1.0
-    lr_warmup_steps: int = 2000
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.1
-    puzzle_emb_lr: float = 1e-2
-    puzzle_emb_weight_decay: float = 0.1
+    lr: float = Field(1e-4, ge=0)
+    lr_min_ratio: float = Field(1.0, ge=0, le=1)
+    lr_warmup_steps: int = Field(2000, ge=0, le=MAX_COUNT)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    weight_decay: float = Field(0.1, ge=0)
+    puzzle_emb_lr: float = Field(1e-2, ge=0)
+    puzzle_emb_weight_decay: float = Field(0.1, ge=0)
 
     ema: bool = False
-    ema_rate: float = 0.999
+    ema_rate: float = Field(0.999, ge=0, le=1)
     # Start from these weights instead of a random init (a run dir, checkpoint, exported model or
     # packaged model name; EMA weights when present). Optimiser state and schedule start afresh.
     init_from: str | None = None
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: Literal["auto", "true", "false"] | bool = "auto"
-    threads: int | None = None  # CPU threads (torch.set_num_threads)
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS)  # CPU threads (torch.set_num_threads)
     data_workers: int | None = None  # background batch assembly: 0 or 1; default 1 on CUDA, else 0
 
     run_dir: str | None = None  # default runs/<recipe>-<time>
-    checkpoint_interval: int | None = None  # steps between checkpoints; None = at every evaluation
-    keep_checkpoints: int = 3
-    log_interval: int = 10
+    # steps between checkpoints; None = at every evaluation
+    checkpoint_interval: int | None = Field(None, ge=1, le=MAX_COUNT)
+    keep_checkpoints: int = Field(3, ge=1, le=MAX_COUNT)
+    log_interval: int = Field(10, ge=1, le=MAX_COUNT)
     tensorboard: bool = True
     wandb: bool = False
     project_name: str | None = None
     progress: bool = True
 
-    @field_validator("global_batch_size", "epochs", "keep_checkpoints", "log_interval")
+    @model_validator(mode="before")
     @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be at least 1")
-        return v
+    def _no_bools(cls, data: Any) -> Any:
+        """`true` is not a count or a rate: refuse booleans where a number is meant."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field is not None and field.annotation in NUMBER_TYPES:
+                    raise ValueError(f"{name} must be a number, got {str(value).lower()}")
+        return data
 
     @field_validator("data_workers")
     @classmethod
@@ -121,7 +132,8 @@ def _format_validation(exc: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             parts.append(f"missing key {loc!r}")
         else:
-            parts.append(f"{loc}: {err['msg']}")
+            message = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{loc}: {message}" if loc else message)
     return f"{source}: {'; '.join(parts)}"
 
 
@@ -171,7 +183,7 @@ def check_arch_keys(cfg: TrainConfig, source: str) -> None:
     known = set(spec.config_cls.model_fields) | {"name", "loss_type"}
     for key in cfg.arch:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean 'arch.{close[0]}'?)" if close else ""
             raise ConfigError(f"{source}: unknown key 'arch.{key}' for model {spec.name}{hint}")
     from hrm.models.losses import as_loss_type
@@ -180,6 +192,15 @@ def check_arch_keys(cfg: TrainConfig, source: str) -> None:
         as_loss_type(cfg.arch["loss_type"])
     except ValueError as exc:
         raise ConfigError(f"{source}: arch.{exc}") from None
+    # The ranges of the architecture, before any data is read; the fields the dataset gives get the
+    # smallest values here (the model is checked again with the real ones when it is built).
+    from hrm.models import make_config
+
+    placeholders = {"batch_size": 1, "seq_len": 1, "vocab_size": 1, "num_puzzle_identifiers": 1}
+    try:
+        make_config(cfg.model_name, {**placeholders, **cfg.arch_fields()})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: arch: {exc}") from None
 
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs"
@@ -200,6 +221,25 @@ def resolve_recipe(path: str | Path) -> Path:
     raise ConfigError(f"recipe {p} does not exist (shipped recipes: {', '.join(list_recipes())})")
 
 
+def _read_yaml(p: Path) -> Any:
+    """A recipe's YAML; ConfigError naming the file when it is too large, not text or not YAML."""
+    try:
+        if p.stat().st_size > MAX_RECIPE_BYTES:
+            raise ConfigError(f"{p}: larger than {MAX_RECIPE_BYTES >> 10} KiB; not a recipe")
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text (UTF-8) file; a recipe is YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{p}: not valid YAML ({first})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply to be a recipe") from None
+
+
 def load_config(
     path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
 ) -> TrainConfig:
@@ -209,16 +249,13 @@ def load_config(
     if path is not None:
         p = resolve_recipe(path)
         source = str(p)
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        loaded = _read_yaml(p)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a recipe must be a mapping of keys to values")
         data.update(loaded)
     data = apply_overrides(data, overrides or [])
     try:
-        cfg = TrainConfig(**data)
+        cfg = TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, source)) from None
     check_arch_keys(cfg, source)

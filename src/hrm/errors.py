@@ -17,3 +17,8 @@ class DataError(HRMError):
 
 class CheckpointError(HRMError):
     """A checkpoint or weights file that cannot be read or does not fit the model."""
+
+
+class StorageError(HRMError):
+    """A file or directory that cannot be written or replaced: a full disk, a read-only file system,
+    missing permissions, or a target that must not be replaced."""

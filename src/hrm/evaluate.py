@@ -10,6 +10,7 @@ Training and `hrm eval` share both.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from hrm import distributed
+from hrm.fileio import NON_FINITE_WARNING, has_non_finite, json_safe, warn
 from hrm.inference.runner import run_until_halted
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode, act_metrics
 
@@ -181,7 +183,8 @@ def evaluate_cli(
     """`hrm eval`: load, evaluate, print, and write metrics.json (+ ARC's submission.json). Under
     `torchrun` every process evaluates its share of each batch, the metrics are summed and a task's
     dataset score is computed once, from every process's predictions; the main process prints and
-    writes."""
+    writes. Non-finite numbers (a broken model) are reported as null, with a warning on stderr."""
+    check_eval_options(batch_size, max_batches, out)
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     info = distributed.setup(device)
     try:
@@ -201,7 +204,6 @@ def _evaluate_cli(
     use_ema: bool,
     out: str | None,
 ) -> dict[str, Any]:
-    import json
     import time
 
     from hrm.checkpoint import load_model, run_data_path
@@ -262,12 +264,66 @@ def _evaluate_cli(
         report[task.name] = score.summary
         print(score.text)
         files.update(score.files)
+    if has_non_finite(report):
+        warn(NON_FINITE_WARNING)
+        report = json_safe(report)
     if out:
         files["metrics.json"] = report
-        Path(out).mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            tmp = Path(out) / f".{name}.tmp"
-            tmp.write_text(json.dumps(content, indent=1 if name == "metrics.json" else None))
-            tmp.replace(Path(out) / name)
-            print(f"wrote {Path(out) / name}")
+        write_eval_files(Path(out), files)
     return report
+
+
+def check_eval_options(batch_size: int, max_batches: int | None, out: str | None) -> None:
+    """ConfigError for options `hrm eval` cannot honour, before anything is loaded."""
+    from hrm.errors import ConfigError
+    from hrm.limits import MAX_BATCH_ROWS
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size > MAX_BATCH_ROWS:
+        raise ConfigError(f"--batch-size must be at most {MAX_BATCH_ROWS}, got {batch_size}")
+    if max_batches is not None and max_batches < 1:
+        raise ConfigError(f"--max-batches must be at least 1, got {max_batches}")
+    if out:
+        target = Path(out)
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"--out {out} is a file; --out names a directory for metrics.json")
+        for name in ("metrics.json",):
+            _check_replaceable(target / name)
+
+
+def _check_replaceable(path: Path) -> None:
+    """StorageError unless `path` is absent or a JSON file an earlier `hrm eval --out` wrote."""
+    from hrm.errors import StorageError
+
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        ok = path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 30
+        content = json.loads(path.read_text(encoding="utf-8")) if ok else None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        content = None
+    if not isinstance(content, dict | list) or (
+        path.name == "metrics.json" and not (isinstance(content, dict) and "metrics" in content)
+    ):
+        raise StorageError(f"refusing to replace {path}: it is not a file an earlier hrm eval wrote")
+
+
+def write_eval_files(out: Path, files: dict[str, Any]) -> None:
+    """metrics.json (and a task's files) into `out`, each atomically; an existing file is replaced only
+    when an earlier `hrm eval` wrote it."""
+    from hrm.errors import StorageError
+    from hrm.fileio import atomic_write_text, describe_os_error
+
+    for name in files:
+        _check_replaceable(out / name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            text = json.dumps(
+                json_safe(content), indent=1 if name == "metrics.json" else None, allow_nan=False
+            )
+            atomic_write_text(out / name, text)
+            print(f"wrote {out / name}")
+    except (OSError, MemoryError) as exc:
+        raise StorageError(describe_os_error(exc, f"write the evaluation to {out}")) from None

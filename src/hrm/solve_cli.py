@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,22 +163,36 @@ def _one_puzzle(text: str) -> tuple[str, Any]:
     return "", text
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """ConfigError for a count out of its range (the maxima are in `hrm.limits`), before any work."""
+    from hrm.errors import ConfigError
+    from hrm.limits import MAX_BATCH_ROWS, MAX_SEGMENTS, MAX_VIEWS
+
+    ranges = [
+        ("--batch-size", args.batch_size, 1, MAX_BATCH_ROWS),
+        ("--colour-perms", args.colour_perms, 0, MAX_VIEWS // 8 - 1),  # 8 dihedral views each
+        ("--max-views", args.max_views, 1, MAX_VIEWS),
+        ("--segments", args.segments, 1, MAX_SEGMENTS),
+        ("--views", args.views, 1, MAX_VIEWS),
+    ]
+    for flag, value, low, high in ranges:
+        if value is not None and value < low:
+            least = "zero or positive" if low == 0 else f"at least {low}"
+            raise ConfigError(f"{flag} must be {least}, got {value}")
+        if value is not None and value > high:
+            raise ConfigError(f"{flag} must be at most {high}, got {value}")
+
+
 def run(args: argparse.Namespace) -> int:
     from hrm.checkpoint import load_model
     from hrm.distributed import pick_device
     from hrm.errors import ConfigError
+    from hrm.fileio import NON_FINITE_WARNING, json_safe, warn
     from hrm.inference import solve_many, write_trace
 
     if (args.puzzle is None) == (args.file is None):
         raise ConfigError("give one puzzle (PUZZLE) or a file of puzzles (--file FILE), not both or neither")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.colour_perms < 0:
-        raise ConfigError(f"--colour-perms must be zero or positive, got {args.colour_perms}")
-    if args.segments is not None and args.segments < 1:
-        raise ConfigError(f"--segments must be at least 1, got {args.segments}")
-    if args.views < 1:
-        raise ConfigError(f"--views must be at least 1, got {args.views}")
+    check_options(args)
     if args.file is not None:
         entries = read_puzzle_file(args.file)
     else:
@@ -209,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.trace:
         write_trace(solutions[0].trace, args.trace)
+    if any(not math.isfinite(s.q_halt) for s in solutions):
+        warn(NON_FINITE_WARNING)
     checked = [s for s in solutions if s.valid is not None]
     valid = sum(bool(s.valid) for s in checked)
     if args.json:
@@ -226,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         }
         if args.trace:
             report["trace"] = str(args.trace)
-        json.dump(report, sys.stdout, ensure_ascii=False)
+        json.dump(json_safe(report), sys.stdout, ensure_ascii=False, allow_nan=False)
         print()
         return 0
     if len(solutions) == 1 and args.file is None:

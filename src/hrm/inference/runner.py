@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 
 from hrm.errors import HRMError
+from hrm.limits import MAX_SEGMENTS
 from hrm.models import HALT_MODES, ACTModel, Carry, HaltMode, StepHook, cpu_rows_per_slice
 
 Batch = dict[str, torch.Tensor]
@@ -47,9 +48,11 @@ def check_run_options(halt: str, max_segments: int | None) -> None:
     if halt not in HALT_MODES:
         raise HRMError(f"halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
     if max_segments is not None and (
-        not isinstance(max_segments, int) or isinstance(max_segments, bool) or max_segments < 1
+        not isinstance(max_segments, int)
+        or isinstance(max_segments, bool)
+        or not 1 <= max_segments <= MAX_SEGMENTS
     ):
-        raise HRMError(f"segments must be a whole number of at least 1, got {max_segments!r}")
+        raise HRMError(f"segments must be a whole number in 1..{MAX_SEGMENTS}, got {max_segments!r}")
 
 
 @torch.no_grad()

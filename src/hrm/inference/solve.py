@@ -35,6 +35,7 @@ from hrm.checkpoint import LoadedModel, load_model, run_data_path
 from hrm.errors import DataError, HRMError
 from hrm.inference.runner import check_run_options, run_until_halted
 from hrm.inference.trace import TraceRecorder, build_trace
+from hrm.limits import MAX_VIEWS
 from hrm.models import ACTModel, HaltMode
 from hrm.tasks import (
     TASKS,
@@ -355,8 +356,8 @@ def solve_many(
     `names` label each puzzle in errors (e.g. "puzzles.txt line 3"). With `trace`, every puzzle gets
     a trace (memory grows with the batch: trace few puzzles at a time)."""
     check_run_options(halt, segments)
-    if not isinstance(views, int) or isinstance(views, bool) or views < 1:
-        raise HRMError(f"views must be a whole number of at least 1, got {views!r}")
+    if not isinstance(views, int) or isinstance(views, bool) or not 1 <= views <= MAX_VIEWS:
+        raise HRMError(f"views must be a whole number in 1..{MAX_VIEWS}, got {views!r}")
     resolved = resolve_model(model, identifiers)
     act = resolved.model
     c = act.config

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from hrm.errors import HRMError
+from hrm.fileio import json_safe
 from hrm.models import ACTModel, Carry, model_name
 from hrm.tasks import Puzzle, task_named
 
@@ -218,7 +219,8 @@ def validate_trace(trace: dict[str, Any]) -> None:
 
 
 def write_trace(trace: dict[str, Any] | None, path: str | os.PathLike[str]) -> Path:
-    """Write a trace as JSON, atomically (a temporary file renamed into place)."""
+    """Write a trace as JSON, atomically (a temporary file renamed into place); non-finite numbers (a
+    broken model) as null."""
     if trace is None:
         raise HRMError("this solution has no trace; solve with trace=True")
     path = Path(path)
@@ -228,7 +230,7 @@ def write_trace(trace: dict[str, Any] | None, path: str | os.PathLike[str]) -> P
         raise HRMError(f"cannot write the trace to {path}: directory {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(trace, separators=(",", ":")))
+        tmp.write_text(json.dumps(json_safe(trace), separators=(",", ":"), allow_nan=False))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

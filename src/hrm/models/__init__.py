@@ -134,8 +134,8 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def load_weights(model: ACTModel, state_dict: Mapping[str, torch.Tensor], source: str = "weights") -> None:
-    """Load reference-named weights into `model`, with one clear message for any mismatch."""
+def weight_problems(model: ACTModel, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """How reference-named weights differ from `model`'s (missing, unexpected, wrongly shaped keys)."""
     state = strip_prefixes(state_dict)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -156,9 +156,20 @@ def load_weights(model: ACTModel, state_dict: Mapping[str, torch.Tensor], source
     if wrong_shape:
         more = " ..." if len(wrong_shape) > 3 else ""
         problems.append(f"shape mismatch (file vs model): {', '.join(wrong_shape[:3])}{more}")
+    return problems
+
+
+def check_weights(model: ACTModel, state_dict: Mapping[str, torch.Tensor], source: str = "weights") -> None:
+    """CheckpointError when the weights do not fit `model` (nothing is loaded)."""
+    problems = weight_problems(model, state_dict)
     if problems:
         raise CheckpointError(f"{source} do not fit the {model_name(model)} model: {'; '.join(problems)}")
-    model.load_state_dict(state, strict=True)
+
+
+def load_weights(model: ACTModel, state_dict: Mapping[str, torch.Tensor], source: str = "weights") -> None:
+    """Load reference-named weights into `model`, with one clear message for any mismatch."""
+    check_weights(model, state_dict, source)
+    model.load_state_dict(strip_prefixes(state_dict), strict=True)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -183,6 +194,7 @@ __all__ = [
     "TransformerConfig",
     "act_metrics",
     "build_model",
+    "check_weights",
     "count_parameters",
     "cpu_rows_per_slice",
     "load_weights",
@@ -190,4 +202,5 @@ __all__ = [
     "model_name",
     "model_spec",
     "strip_prefixes",
+    "weight_problems",
 ]

@@ -55,7 +55,8 @@ def act_metrics(
 ) -> dict[str, torch.Tensor]:
     """The ACT metrics as sums over `rows` (a [B] bool mask) that have at least one label: `count`,
     token `accuracy` (each row's share of its labelled positions right), `exact_accuracy` (every
-    labelled position right), `q_halt_accuracy` (Q-halt >= 0 exactly when the row is right) and
+    labelled position right), `q_halt_accuracy` (Q-halt >= 0 exactly when the row is right; a
+    non-finite Q-halt never counts) and
     `steps` (segments run)."""
     mask = labels != IGNORE_LABEL_ID
     counts = mask.sum(-1)
@@ -66,7 +67,8 @@ def act_metrics(
         "count": valid.sum(),
         "accuracy": torch.where(valid, correct.sum(-1) / counts.clamp_min(1), 0).sum(),
         "exact_accuracy": (valid & seq_correct).sum(),
-        "q_halt_accuracy": (valid & ((q_halt >= 0) == seq_correct)).sum(),
+        # A NaN halting logit says nothing: it is never counted as agreeing.
+        "q_halt_accuracy": (valid & torch.isfinite(q_halt) & ((q_halt >= 0) == seq_correct)).sum(),
         "steps": torch.where(valid, steps, 0).sum(),
     }
 

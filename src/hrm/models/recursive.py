@@ -11,12 +11,13 @@ import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
+from hrm.limits import MAX_COUNT, MAX_CYCLES, MAX_LAYERS, MAX_MODEL_BYTES, MAX_SEGMENTS, MAX_SEQ_LEN, gib
 from hrm.models.layers import (
     Block,
     CastedEmbedding,
@@ -43,7 +44,7 @@ HALT_MODES: tuple[HaltMode, ...] = ("adaptive", "max")
 class RecursiveConfig(BaseModel):
     """Architecture fields, named as the reference names them so its configs load unchanged."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     batch_size: int = 768
     seq_len: int
@@ -71,27 +72,97 @@ class RecursiveConfig(BaseModel):
     # Only for measuring what the one-step gradient saves; the published recipes never set it.
     full_backprop: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        """`true` is not a count: refuse booleans where a number is meant."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+                    raise ValueError(f"{name} must be a number, got {value}")
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> RecursiveConfig:
-        positive = (
-            "seq_len",
-            "vocab_size",
-            "H_cycles",
-            "L_cycles",
-            "hidden_size",
-            "num_heads",
-            "halt_max_steps",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        """Every field in its range and the model within `hrm.limits`, before anything is built."""
+        ranges: dict[str, tuple[int, int]] = {
+            "batch_size": (1, MAX_COUNT),
+            "seq_len": (1, MAX_SEQ_LEN),
+            "vocab_size": (1, MAX_COUNT),
+            "puzzle_emb_ndim": (0, MAX_COUNT),
+            "num_puzzle_identifiers": (1, MAX_COUNT),
+            "H_cycles": (1, MAX_CYCLES),
+            "L_cycles": (1, MAX_CYCLES),
+            "H_layers": (1, MAX_LAYERS),
+            "L_layers": (1, MAX_LAYERS),
+            "hidden_size": (1, MAX_COUNT),
+            "num_heads": (1, MAX_COUNT),
+            "halt_max_steps": (1, MAX_SEGMENTS),
+            **self._extra_ranges(),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in {low}..{high}, got {value}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        if self.puzzle_emb_ndim < 0 or self.num_puzzle_identifiers < 1:
-            raise ValueError("puzzle_emb_ndim must be >= 0 and num_puzzle_identifiers >= 1")
+        if self.pos_encodings == "rope" and (self.hidden_size // self.num_heads) % 2:
+            raise ValueError(
+                f"rope needs an even head size, but hidden_size {self.hidden_size} / num_heads "
+                f"{self.num_heads} is {self.hidden_size // self.num_heads}"
+            )
         if not 0.0 <= self.halt_exploration_prob <= 1.0:
             raise ValueError(f"halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
+        for name in ("expansion", "rms_norm_eps", "rope_theta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.expansion * self.hidden_size > MAX_COUNT:
+            raise ValueError(f"expansion {self.expansion} is too large for hidden_size {self.hidden_size}")
+        if swiglu_width(self.hidden_size, self.expansion) < 1:
+            raise ValueError(
+                f"expansion {self.expansion} leaves no MLP units for hidden_size {self.hidden_size}"
+            )
+        if self.total_len > MAX_SEQ_LEN:
+            raise ValueError(
+                f"seq_len {self.seq_len} plus {self.puzzle_positions} puzzle-embedding positions is more "
+                f"than {MAX_SEQ_LEN}"
+            )
+        size = self.weight_bytes()
+        if size > MAX_MODEL_BYTES:
+            raise ValueError(
+                f"the model would need {gib(size)} for its weights, more than the "
+                f"{gib(MAX_MODEL_BYTES)} allowed (hidden_size {self.hidden_size}, "
+                f"vocab_size {self.vocab_size}, {self.block_count()} blocks)"
+            )
         return self
+
+    def _extra_ranges(self) -> dict[str, tuple[int, int]]:
+        """Ranges of a subclass's own integer fields."""
+        return {}
+
+    def block_count(self) -> int:
+        """Transformer blocks the model holds (HRM: the H and the L module's)."""
+        return self.H_layers + self.L_layers
+
+    def seq_mlp(self) -> bool:
+        """Whether the blocks mix positions with an MLP instead of attention (TRM's mlp_t)."""
+        return False
+
+    def weight_bytes(self) -> int:
+        """Bytes of the model's weights and buffers (all float32), computed from the config alone."""
+        d = self.hidden_size
+        width = swiglu_width(d, self.expansion)
+        total = self.total_len
+        count = 2 * self.vocab_size * d + 2 * d + 2 + 2 * d  # embeddings, lm_head, q_head, H/L init
+        if self.pos_encodings == "rope":
+            count += 2 * total * (d // self.num_heads)
+        elif self.pos_encodings == "learned":
+            count += total * d
+        count += self.num_puzzle_identifiers * self.puzzle_emb_ndim
+        mixer = 3 * total * swiglu_width(total, self.expansion) if self.seq_mlp() else 4 * d * d
+        count += self.block_count() * (mixer + 3 * d * width)
+        return 4 * count
 
     @property
     def dtype(self) -> torch.dtype:

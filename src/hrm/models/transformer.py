@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from hrm.limits import MAX_CYCLES, MAX_LAYERS
 from hrm.models.recursive import RecursiveConfig, RecursiveInner, StepHook
 
 
@@ -16,6 +17,14 @@ class TransformerConfig(RecursiveConfig):
     # H_cycles, L_cycles, H_layers and L_layers are not used. 8 blocks match HRM's 4 + 4.
     num_layers: int = 8
     halt_max_steps: int = 1
+
+    def _extra_ranges(self) -> dict[str, tuple[int, int]]:
+        unused = {name: (0, MAX_CYCLES) for name in ("H_cycles", "L_cycles")}
+        unused.update({name: (0, MAX_LAYERS) for name in ("H_layers", "L_layers")})
+        return {"num_layers": (1, MAX_LAYERS), **unused}
+
+    def block_count(self) -> int:
+        return self.num_layers
 
 
 class TransformerInner(RecursiveInner):

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 import torch
 from pydantic import model_validator
 
+from hrm.limits import MAX_LAYERS, MAX_SEQ_LEN
 from hrm.models.recursive import RecursiveConfig, RecursiveInner, StepHook
 
 
@@ -24,6 +25,16 @@ class TRMConfig(RecursiveConfig):
     puzzle_emb_len: int = 16
     # Halt when q_halt > 0 and learn no Q-continue (so no extra target segment in training).
     no_ACT_continue: bool = True
+
+    def _extra_ranges(self) -> dict[str, tuple[int, int]]:
+        # H_layers is not used (one network plays both roles); the reference's configs set it to 0.
+        return {"puzzle_emb_len": (0, MAX_SEQ_LEN), "H_layers": (0, MAX_LAYERS)}
+
+    def block_count(self) -> int:
+        return self.L_layers
+
+    def seq_mlp(self) -> bool:
+        return self.mlp_t
 
     @model_validator(mode="after")
     def _check_puzzle_len(self) -> TRMConfig:

@@ -189,6 +189,8 @@ class ARCTask(Task):
         grid = inverse_dihedral_transform(canvas[: shape[0], : shape[1]], tid) if rows else canvas[:0, :0]
         return np.round(grid.astype(np.float64), 4).tolist()
 
+    cell_values = frozenset(range(10))
+
     def check_grid(self, puzzle_grid: Grid, answer: Grid, expected: Grid | None = None) -> dict[str, Any]:
         """Equality with the expected output (no rules to check without it)."""
         if expected is None:

@@ -224,6 +224,34 @@ class Task(abc.ABC):
         """The puzzle of a dataset example (its input grid as `grid_of_tokens` gave it; `original`:
         the task the example was made from, where the dataset keeps it)."""
 
+    # The cells of this kind's grids as traces hold them (`check_trace_grid`): their Python type and
+    # the values they take.
+    cell_type: ClassVar[type] = int
+    cell_values: ClassVar[frozenset[Any]] = frozenset()
+
+    def check_trace_grid(self, grid: Any, where: str, puzzle: Grid | None = None) -> None:
+        """DataError naming `where` unless `grid` is a grid of this kind as a trace holds it: rows of
+        equal length, at most MAX_VIEWER_SIDE each way, every cell one of `cell_values`. With `puzzle`
+        it is an answer to that puzzle grid (`trace_grid_problem` says what else it must be)."""
+        if not isinstance(grid, list) or not all(isinstance(row, list) for row in grid):
+            raise DataError(f"{where}: the grid is not a list of rows")
+        if len(grid) > MAX_VIEWER_SIDE or any(len(row) != len(grid[0]) for row in grid):
+            raise DataError(f"{where}: the grid is not rectangular, or more than {MAX_VIEWER_SIDE} rows")
+        if grid and len(grid[0]) > MAX_VIEWER_SIDE:
+            raise DataError(f"{where}: the grid is more than {MAX_VIEWER_SIDE} cells wide")
+        for row in grid:
+            if not all(type(v) is self.cell_type for v in row) or not set(row) <= self.cell_values:
+                bad = next(v for v in row if type(v) is not self.cell_type or v not in self.cell_values)
+                raise DataError(f"{where}: {bad!r} is not a {self.title} cell")
+        problem = self.trace_grid_problem(grid, puzzle)
+        if problem:
+            raise DataError(f"{where}: {problem}")
+
+    def trace_grid_problem(self, grid: Grid, puzzle: Grid | None) -> str | None:
+        """What is wrong with the shape of a well-formed grid (`check_trace_grid`): a puzzle grid when
+        `puzzle` is None, else an answer to it. By default a puzzle must not be empty."""
+        return "the puzzle grid is empty" if puzzle is None and not grid else None
+
     def known_answer(self, puzzle: Puzzle) -> Grid | None:
         """The answer the puzzle carries itself (an ARC task's test output), if any."""
         return None

@@ -116,6 +116,17 @@ class MazeTask(Task):
     def decode(self, puzzle: Puzzle, tokens: np.ndarray, view: str | None = None) -> Grid:
         return maze_chars(tokens)
 
+    cell_type = str
+    cell_values = frozenset("?" + maze_data.CHARSET)
+
+    def trace_grid_problem(self, grid: Grid, puzzle: Grid | None) -> str | None:
+        n = len(grid)
+        if puzzle is not None:
+            return (
+                None if n == len(puzzle) and n and len(grid[0]) == n else "the answer is not the maze's size"
+            )
+        return None if n and len(grid[0]) == n else "a maze is a square grid"
+
     def check_grid(self, puzzle_grid: Grid, answer: Grid, expected: Grid | None = None) -> dict[str, Any]:
         question, tokens = maze_tokens(puzzle_grid), maze_tokens(answer)
         if question is None:

@@ -166,6 +166,18 @@ class SudokuTask(Task):
     def decode(self, puzzle: Puzzle, tokens: np.ndarray, view: str | None = None) -> Grid:
         return sudoku_digits(tokens, puzzle.payload.shape[0]).astype(int).tolist()
 
+    cell_values = frozenset(range(10))
+
+    def trace_grid_problem(self, grid: Grid, puzzle: Grid | None) -> str | None:
+        n = len(grid)
+        if puzzle is not None and (n != len(puzzle) or not n or len(grid[0]) != n):
+            return "the answer is not the puzzle's size"
+        if puzzle is None and (n not in sudoku_data.SIZES or len(grid[0]) != n):
+            return f"a sudoku is {', '.join(f'{k}x{k}' for k in sudoku_data.SIZES)}"
+        if any(v > n for row in grid for v in row):
+            return f"a {n}x{n} sudoku holds the digits 0-{n}"
+        return None
+
     def check_grid(self, puzzle_grid: Grid, answer: Grid, expected: Grid | None = None) -> dict[str, Any]:
         reason = check_sudoku(np.asarray(puzzle_grid), np.asarray(answer))
         return {"valid": reason is None, "reason": reason}

@@ -112,12 +112,18 @@ def epochs_per_iteration(cfg: TrainConfig, total_groups: int, total_steps: int) 
     """Epochs shuffled into one data iteration: the eval interval, as the reference. The reference draws
     that many permutations up front, which for a long interval (or none, with ``max_steps``) is
     gigabytes of indices the run never reaches; beyond ``ORDER_CAP`` entries it is cut to the epochs
-    ``total_steps`` can consume (a batch takes at most ``global_batch_size`` groups)."""
+    ``total_steps`` can consume (a batch takes at most ``global_batch_size`` groups), and never to more
+    than ``ORDER_CAP`` entries (the run then takes several iterations)."""
     epochs = max(1, min(cfg.eval_interval or cfg.epochs, cfg.epochs))
     if epochs * total_groups > ORDER_CAP:
         reach = -(-total_steps * cfg.global_batch_size // max(total_groups, 1)) + 1
-        epochs = max(1, min(epochs, reach))
+        epochs = max(1, min(epochs, reach, ORDER_CAP // max(total_groups, 1)))
     return epochs
+
+
+def examples_per_epoch(total_groups: int, mean_puzzle_examples: float) -> int:
+    """The examples one epoch of a training split supplies: one puzzle of every group, with its examples."""
+    return int(total_groups * mean_puzzle_examples)
 
 
 def build_training(cfg: TrainConfig, info: distributed.DistInfo) -> Training:
@@ -131,6 +137,14 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo) -> Training:
     if not (data_path / "train" / "dataset.json").exists():
         raise ConfigError(f"data_path {data_path} is not a dataset directory (no train/dataset.json)")
     meta = load_metadata(data_path, "train")
+    supply = examples_per_epoch(meta.total_groups, meta.mean_puzzle_examples)
+    if cfg.global_batch_size > supply:
+        raise ConfigError(
+            f"global_batch_size {cfg.global_batch_size:,} is larger than the training split of {data_path} "
+            f"supplies in an epoch: {supply:,} examples ({meta.total_groups:,} groups x "
+            f"{meta.mean_puzzle_examples:g} examples per puzzle); lower it to {supply:,} or less"
+        )
+    check_eval_data(cfg, meta.seq_len, meta.vocab_size)
     epoch_steps = total_training_steps(
         cfg.epochs, meta.total_groups, meta.mean_puzzle_examples, cfg.global_batch_size
     )
@@ -201,6 +215,20 @@ def init_from(model: ACTModel, model_name: str, source: str) -> None:
         load_weights(model, loaded.model.state_dict(), source=f"init_from {source} weights")
     except HRMError as e:
         raise ConfigError(str(e)) from None
+
+
+def check_eval_data(cfg: TrainConfig, seq_len: int, vocab_size: int) -> None:
+    """ConfigError, before the run starts, when the test split it evaluates on is missing or does not
+    fit the model built for the training split."""
+    path = Path(cfg.eval_data_path or cfg.data_path)
+    if not (path / "test" / "dataset.json").exists():
+        raise ConfigError(f"{path} has no test split to evaluate on (test/dataset.json)")
+    meta = load_metadata(path, "test")
+    if meta.seq_len != seq_len or meta.vocab_size > vocab_size:
+        raise ConfigError(
+            f"eval data {path}: sequences of length {meta.seq_len} over {meta.vocab_size} tokens do not fit "
+            f"the model built for the training data (seq_len {seq_len}, vocab {vocab_size})"
+        )
 
 
 def eval_dataset(cfg: TrainConfig, info: distributed.DistInfo) -> PuzzleDataset:

@@ -23,8 +23,9 @@ import torch
 
 from hrm import distributed
 from hrm.config import TrainConfig, load_config
-from hrm.errors import ConfigError, HRMError
+from hrm.errors import ConfigError, HRMError, StorageError
 from hrm.evaluate import evaluate, score_predictions, scoring_task
+from hrm.fileio import WRITE_ERRNOS, describe_os_error, warn
 from hrm.models import ACTStep, Carry, cpu_rows_per_slice
 from hrm.runtime import tune_cpu_allocator
 from hrm.training.build import Intervals, build_training, data_workers, eval_dataset, want_compile
@@ -62,6 +63,13 @@ def train(
     info = distributed.setup(cfg.device)
     try:
         return _run(cfg, info, recipe, Path(resume) if resume else None, on_log)
+    except (OSError, MemoryError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in WRITE_ERRNOS:
+            raise
+        raise StorageError(
+            describe_os_error(exc, "go on training")
+            + "; the checkpoints written so far are kept (hrm train --resume RUN_DIR continues)"
+        ) from None
     finally:
         distributed.teardown(info)
 
@@ -99,12 +107,17 @@ def _run(
     step = 0
     carry: Carry | None = None
     resume_step: int | None = None
-    if resume is not None:
-        point = checkpointer.restore()
+    point = checkpointer.restore() if resume is not None else None
+    if point is not None:
         step = resume_step = point.step
         carry = point.carry
     else:
-        create_run_dir(run_dir, cfg, info)
+        if resume is None:
+            create_run_dir(run_dir, cfg, info)
+        else:  # killed before its first checkpoint: the run starts again in place, from step 0
+            resume_step = 0
+            if info.is_main:
+                warn(f"--resume {run_dir}: no checkpoint was written yet; starting again from step 0")
         # Each process its own torch RNG stream; the exploration draws come from `noise`, shared by all.
         torch.manual_seed(cfg.seed + info.rank)
     distributed.barrier(info)

@@ -14,6 +14,7 @@ import torch
 
 from hrm import distributed
 from hrm.errors import ConfigError
+from hrm.fileio import atomic_write_text, json_safe, warn
 
 Record = dict[str, Any]
 
@@ -84,13 +85,7 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is not None and self.path.exists():
-            # Drop what was logged after the checkpoint we resume from: it will be logged again.
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            self._truncate(resume_step)
         if cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -109,6 +104,31 @@ class MetricsLog:
                 project=cfg.project_name or "hrm", name=run_dir.name, config=cfg.model_dump()
             )
 
+    def _truncate(self, resume_step: int) -> None:
+        """Drop what was logged after the checkpoint we resume from (it will be logged again), and
+        any line a killed process left torn (cut short, or NUL bytes), with a warning naming them."""
+        kept: list[str] = []
+        torn: list[int] = []
+        raw = self.path.read_bytes()
+        for number, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+                torn.append(number)
+                continue
+            if record.get("step", 0) <= resume_step:
+                kept.append(line.decode("utf-8"))
+        if torn:
+            lines = ", ".join(map(str, torn[:5])) + (" ..." if len(torn) > 5 else "")
+            warn(
+                f"{self.path}: dropped {len(torn)} unreadable line(s) ({lines}), left by an interrupted write"
+            )
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
     def write(self, step: int, kind: str, values: dict[str, Any]) -> Record:
         record: Record = {"step": step, "kind": kind, **values}
         self.history.append(record)
@@ -116,7 +136,7 @@ class MetricsLog:
             return record
         stamped = {"step": step, "kind": kind, "time": round(time.time(), 3), **values}
         with self.path.open("a") as f:
-            f.write(json.dumps(stamped) + "\n")
+            f.write(json.dumps(json_safe(stamped), allow_nan=False) + "\n")
         flat = flatten(values, kind)
         if self.tb is not None:
             for k, v in flat.items():

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.checkpoint import TRAIN_STATE, latest_checkpoint, load_state
+from hrm.checkpoint import TRAIN_STATE, checkpoint_step, load_state
 from hrm.distributed import DistInfo
-from hrm.errors import ConfigError
+from hrm.errors import CheckpointError, ConfigError
 from hrm.models import Carry
 
 # -- random number generators -------------------------------------------------------------------
@@ -166,7 +166,7 @@ RANK_STATE_KEYS = ("carry", "rng")
 
 @dataclass
 class ResumeState:
-    """The newest complete checkpoint of a run and the training state saved with it: the shared part
+    """A complete checkpoint of a run and the training state saved with it: the shared part
     (`training_state.pt`) and this process's own (`rank<N>.pt`: its carry and RNG)."""
 
     checkpoint: Path
@@ -175,23 +175,32 @@ class ResumeState:
     rank: dict[str, Any]
 
 
-def read_resume_state(run_dir: Path, info: DistInfo) -> ResumeState:
-    """The state to resume `run_dir` from, refused (one line naming the run) when there is none, when
-    it lacks a part or when it was written by a different number of processes."""
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise ConfigError(f"--resume {run_dir}: no complete checkpoint to resume from")
+def read_resume_state(run_dir: Path, ckpt: Path, info: DistInfo) -> ResumeState:
+    """The training state of checkpoint `ckpt` of `run_dir`, refused (one line naming the file) when a
+    part is unreadable or missing or when it was written by a different number of processes."""
     shared = load_state(ckpt / TRAIN_STATE)
     _require_keys(shared, TRAIN_STATE_KEYS, run_dir, ckpt / TRAIN_STATE)
-    if shared["world_size"] != info.world_size:
+    world_size = shared["world_size"]
+    if not isinstance(world_size, int) or isinstance(world_size, bool):
+        raise CheckpointError(f"{ckpt / TRAIN_STATE}: its world_size is not a number of processes")
+    if world_size != info.world_size:
         raise ConfigError(
             f"--resume {run_dir}: it was trained with {shared['world_size']} processes, "
             f"now {info.world_size}; resume with the same number"
         )
+    step = shared["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step != checkpoint_step(ckpt):
+        raise CheckpointError(f"{ckpt / TRAIN_STATE}: holds step {step!r}, not the step its directory names")
+    stream = shared["stream"]
+    if not (
+        isinstance(stream, dict)
+        and all(isinstance(stream.get(k), int) and stream[k] >= 0 for k in ("iters", "taken"))
+    ):
+        raise CheckpointError(f"{ckpt / TRAIN_STATE}: the sampler position is not two counts (iters, taken)")
     rank_file = ckpt / f"rank{info.rank}.pt"
     rank = load_state(rank_file)
     _require_keys(rank, RANK_STATE_KEYS, run_dir, rank_file)
-    return ResumeState(checkpoint=ckpt, step=int(shared["step"]), shared=shared, rank=rank)
+    return ResumeState(checkpoint=ckpt, step=step, shared=shared, rank=rank)
 
 
 def _require_keys(state: Any, keys: tuple[str, ...], run_dir: Path, path: Path) -> None:
@@ -201,3 +210,81 @@ def _require_keys(state: Any, keys: tuple[str, ...], run_dir: Path, path: Path) 
             f"--resume {run_dir}: {path.name} of {path.parent.name} lacks {', '.join(missing)}; "
             "it was not written by hrm train"
         )
+
+
+def _shape(t: Any) -> str:
+    return "x".join(str(n) for n in t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def rng_problem(state: Any) -> str | None:
+    """What is wrong with a saved RNG state (`capture_rng`), or None."""
+    if not isinstance(state, dict):
+        return "the RNG state is not a dict"
+    own = torch.get_rng_state()
+    saved = state.get("torch")
+    if not isinstance(saved, torch.Tensor) or saved.dtype != own.dtype or saved.shape != own.shape:
+        return f"the torch RNG state is {_shape(saved)}, expected {_shape(own)} bytes"
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if not isinstance(cuda, list | tuple) or not all(isinstance(t, torch.Tensor) for t in cuda):
+            return "the CUDA RNG states are not a list of tensors"
+        if len(cuda) > torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            return f"it holds RNG states of {len(cuda)} CUDA devices, this machine has {count}"
+    return None
+
+
+def generator_problem(state: Any, generator: torch.Generator) -> str | None:
+    """What is wrong with a saved `torch.Generator` state for `generator`, or None."""
+    own = generator.get_state()
+    if not isinstance(state, torch.Tensor) or state.dtype != own.dtype or state.shape != own.shape:
+        return f"the exploration RNG state is {_shape(state)}, expected {_shape(own)} bytes"
+    return None
+
+
+def carry_problem(state: Any, expected: dict[str, tuple[tuple[int, ...], bool]]) -> str | None:
+    """What is wrong with a saved carry (`carry_state`), or None. `expected` maps each key to its
+    shape and whether it is floating point."""
+    if state is None:
+        return None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "the ACT carry is not a dict of tensors"
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has unexpected {', '.join(map(str, extra))}"] if extra else []
+        )
+        return f"the ACT carry {' and '.join(parts)}"
+    for key, (shape, floating) in expected.items():
+        t = state[key]
+        if tuple(t.shape) != shape:
+            want = "x".join(map(str, shape))
+            return f"the ACT carry's {key} is {_shape(t)}, the model and batch need {want}"
+        if t.is_floating_point() != floating:
+            return f"the ACT carry's {key} has dtype {t.dtype}"
+    return None
+
+
+def optimizer_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
+    """What is wrong with a saved optimiser state for `optimizer` (its layout, and every per-parameter
+    tensor against its parameter's shape), or None."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        return "not an optimiser state"
+    groups = saved.get("param_groups")
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups
+    ):
+        return "its parameter groups are malformed"
+    own = [g["params"] for g in optimizer.param_groups]
+    if [len(g["params"]) for g in groups] != [len(g) for g in own]:
+        sizes = [len(g["params"]) for g in groups]
+        return f"it has parameter groups of {sizes} parameters, the model trains {[len(g) for g in own]}"
+    params = {pid: p for g, mine in zip(groups, own) for pid, p in zip(g["params"], mine)}
+    for pid, entry in saved["state"].items():
+        if pid not in params or not isinstance(entry, dict):
+            return f"it holds state for an unknown parameter {pid!r}"
+        param = params[pid]
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                return f"its {key} of parameter {pid} is {_shape(value)}, the parameter is {_shape(param)}"
+    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hrm.errors import DataError, HRMError
+from hrm.limits import MAX_SEGMENTS, MAX_TRACE_BYTES, MAX_TRACE_STEPS
 from hrm.tasks import KINDS, Grid, describe_tasks, task_named
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -29,7 +30,6 @@ STATIC_FILES = {
 EMBED_ID = "hrm-embedded-trace"
 STYLE_TAG = '<link rel="stylesheet" href="/static/style.css">'
 SCRIPT_TAG = '<script src="/static/app.js" defer></script>'
-MAX_TRACE_BYTES = 256 * 1024 * 1024
 
 
 def read_static(name: str) -> str:
@@ -58,27 +58,48 @@ def annotate(
 
 
 def check_trace(trace: Any, origin: str = "the trace") -> dict[str, Any]:
-    """Raise DataError when `trace` lacks what the page draws (schema 1.x); the full schema check is
-    `hrm.inference.validate_trace` (needs jsonschema)."""
+    """Raise DataError when `trace` lacks what the page draws (schema 1.x) or holds what it cannot draw:
+    every grid (the puzzle's, each segment's and each step's answer) must be one of its kind (see
+    `Task.check_trace_grid`), with at most MAX_SEGMENTS segments of at most MAX_TRACE_STEPS steps.
+    The full schema check is `hrm.inference.validate_trace` (needs jsonschema)."""
     if not isinstance(trace, dict):
         raise DataError(f"{origin}: is not a JSON object")
     version = trace.get("schema_version")
     if not isinstance(version, str) or not version.startswith("1."):
-        raise DataError(f"{origin}: schema_version {version!r} is not 1.x, which this viewer reads")
+        raise DataError(f"{origin}: schema_version {_short(version)} is not 1.x, which this viewer reads")
     for key in ("model", "kind", "puzzle", "segments", "final"):
         if key not in trace:
             raise DataError(f"{origin}: missing {key!r}")
-    if trace["kind"] not in KINDS:
-        raise DataError(f"{origin}: unknown kind {trace['kind']!r}")
+    if not isinstance(trace["kind"], str) or trace["kind"] not in KINDS:
+        raise DataError(f"{origin}: unknown kind {_short(trace['kind'])}")
+    task = task_named(trace["kind"])
     segments = trace["segments"]
     if not isinstance(segments, list) or not segments:
         raise DataError(f"{origin}: 'segments' is not a non-empty list")
+    if len(segments) > MAX_SEGMENTS:
+        raise DataError(f"{origin}: {len(segments)} segments, more than the {MAX_SEGMENTS} a model runs")
+    if not isinstance(trace["puzzle"], dict) or not isinstance(trace["puzzle"].get("grid"), list):
+        raise DataError(f"{origin}: 'puzzle' has no 'grid'")
+    if not isinstance(trace["model"], dict) or not isinstance(trace["final"], dict):
+        raise DataError(f"{origin}: 'model' and 'final' must be objects")
+    grid = trace["puzzle"]["grid"]
+    task.check_trace_grid(grid, f"{origin}: the puzzle")
     for n, seg in enumerate(segments, start=1):
         if not isinstance(seg, dict) or not isinstance(seg.get("steps"), list) or "answer" not in seg:
             raise DataError(f"{origin}: segment {n} has no 'answer' or 'steps'")
-    if not isinstance(trace["puzzle"], dict) or not isinstance(trace["puzzle"].get("grid"), list):
-        raise DataError(f"{origin}: 'puzzle' has no 'grid'")
+        task.check_trace_grid(seg["answer"], f"{origin}: segment {n}", grid)
+        if len(seg["steps"]) > MAX_TRACE_STEPS:
+            raise DataError(f"{origin}: segment {n} has more than {MAX_TRACE_STEPS} steps")
+        for i, step in enumerate(seg["steps"], start=1):
+            if not isinstance(step, dict) or "answer" not in step:
+                raise DataError(f"{origin}: step {i} of segment {n} has no 'answer'")
+            task.check_trace_grid(step["answer"], f"{origin}: step {i} of segment {n}", grid)
     return trace
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def read_trace(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -93,6 +114,8 @@ def read_trace(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply to be a trace") from None
     return check_trace(trace, str(path))
 
 
@@ -156,7 +179,10 @@ def export_html(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[
         raise HRMError(f"cannot write the page to {out}: it is a directory")
     if not out.parent.is_dir():
         raise HRMError(f"cannot write the page to {out}: directory {out.parent} does not exist")
-    html = render_html(trace)
+    try:
+        html = render_html(trace)
+    except RecursionError:
+        raise DataError(f"{trace_path}: nested too deeply to be a trace") from None
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(html, encoding="utf-8")
