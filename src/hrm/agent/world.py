@@ -25,6 +25,8 @@ AGENT_LEVELS: dict[str, str] = {
     "PickupLoc": "BabyAI-PickupLoc-v0",
     "OpenDoor": "BabyAI-OpenDoor-v0",
     "UnlockLocal": "BabyAI-UnlockLocal-v0",
+    "UnlockLocalDist": "BabyAI-UnlockLocalDist-v0",
+    "UnlockPickup": "BabyAI-UnlockPickup-v0",
     "KeyCorridorS3R1": "BabyAI-KeyCorridorS3R1-v0",
 }
 
