@@ -1155,7 +1155,7 @@
     box.textContent = "";
     const rows = frame.grid.length;
     const cols = rows ? frame.grid[0].length : 0;
-    const px = Math.max(14, Math.min(34, Math.floor(360 / Math.max(rows, cols, 1))));
+    const px = Math.max(14, Math.min(34, Math.floor(300 / Math.max(rows, cols, 1))));
     const root = svg("svg", { viewBox: "0 0 " + cols * px + " " + rows * px, width: cols * px, height: rows * px, class: "agent-svg", "data-t": frame.t, "data-agent": frame.agent.join(",") });
     svg("rect", { x: 0, y: 0, width: cols * px, height: rows * px, fill: "#111827" }, root);
     for (let y = 0; y < rows; y++) {
@@ -1196,9 +1196,11 @@
     if (probs) {
       const bars = el("div", { class: "bars" });
       probs.forEach((p, i) => {
+        const fill = el("span", { class: "bar-fill" });
+        fill.style.width = (100 * p).toFixed(1) + "%"; // CSSOM, allowed by the page's CSP
         bars.appendChild(el("div", { class: "bar" + (i === chosen ? " chosen" : ""), title: names[i] + " " + pct(p) }, [
           el("span", { class: "bar-name", text: names[i] }),
-          el("span", { class: "bar-fill", style: "width:" + (100 * p).toFixed(1) + "%" }),
+          fill,
         ]));
       });
       row.appendChild(bars);
