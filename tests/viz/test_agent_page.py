@@ -6,15 +6,7 @@ base model and the fine-tuned one side by side on the same seed. Needs the agent
 from __future__ import annotations
 
 import pytest
-
-from test_browser import (  # noqa: F401  (fixtures)
-    Server,
-    _browser_available,
-    browser,
-    page,
-    shoot,
-    wait_ready,
-)
+from test_browser import Server, _browser_available, browser, page, shoot, wait_ready  # noqa: F401  (fixtures)
 
 pytest.importorskip("minigrid")
 pytestmark = pytest.mark.slow
@@ -29,13 +21,13 @@ def agent_server():
     server.stop()
 
 
-def _no_error(page) -> None:
-    if page.locator("#status.error").count():
-        pytest.fail("the page reports: " + page.inner_text("#status"))
-    assert not page.errors  # type: ignore[attr-defined]
+def _no_error(pg) -> None:
+    if pg.locator("#status.error").count():
+        pytest.fail("the page reports: " + pg.inner_text("#status"))
+    assert not pg.errors
 
 
-def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):
+def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):  # noqa: F811
     wait_ready(page, agent_server.url + "#agent")
     page.wait_for_selector("#agent-model option[value='agent-unlocklocal']", state="attached")
     page.select_option("#agent-level", "UnlockLocal")
@@ -44,7 +36,8 @@ def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):
     page.click("#agent-play")
     page.wait_for_selector("#agent-player-a .agent-svg")
     trace = page.request.post(
-        agent_server.url + "api/agent/play", data={"model": "agent-unlocklocal", "level": "UnlockLocal", "seed": SEED}
+        agent_server.url + "api/agent/play",
+        data={"model": "agent-unlocklocal", "level": "UnlockLocal", "seed": SEED},
     ).json()
     # Playing: the frames advance on their own up to the last one.
     last = len(trace["frames"]) - 1
@@ -56,7 +49,9 @@ def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):
     frame = trace["frames"][1]
     legend = trace["legend"]
     page.wait_for_selector("#agent-player-a .agent-svg[data-t='1']")
-    assert page.get_attribute("#agent-player-a .agent-svg", "data-agent") == ",".join(map(str, frame["agent"]))
+    assert page.get_attribute("#agent-player-a .agent-svg", "data-agent") == ",".join(
+        map(str, frame["agent"])
+    )
     doer = page.locator("#agent-player-a .thought.doer")
     assert doer.get_attribute("data-choice") == legend["actions"][frame["action"]]
     assert float(doer.get_attribute("data-confidence")) == pytest.approx(frame["probs"][frame["action"]])

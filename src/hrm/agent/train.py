@@ -198,7 +198,9 @@ def train(
 
         with preserved_rng(), ema_weights(policy, ema):
             bot_steps = (
-                dict(zip(eval_set.seeds.tolist(), eval_set.lengths().tolist())) if eval_set is not None else None
+                dict(zip(eval_set.seeds.tolist(), eval_set.lengths().tolist()))
+                if eval_set is not None
+                else None
             )
             metrics: dict[str, Any] = summarize(
                 run_episodes(policy, cfg.level, eval_seeds(cfg.eval_episodes), shadow=False), bot_steps

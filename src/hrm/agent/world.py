@@ -184,5 +184,7 @@ def legend() -> dict[str, Any]:
             dict(zip(("shape", "label"), OBJECT_DRAW.get(k, ("glyph", k[:1].upper()))))
             for k, _ in sorted(OBJECT_TO_IDX.items(), key=lambda kv: kv[1])
         ],
-        "state_marks": [STATE_MARKS.get(k, "") for k, _ in sorted(STATE_TO_IDX.items(), key=lambda kv: kv[1])],
+        "state_marks": [
+            STATE_MARKS.get(k, "") for k, _ in sorted(STATE_TO_IDX.items(), key=lambda kv: kv[1])
+        ],
     }
