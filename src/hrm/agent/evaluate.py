@@ -93,6 +93,7 @@ def run_episodes(
         probs = torch.softmax(logits, -1)
         chosen = logits.argmax(-1).tolist()
         subgoals = sub_logits.argmax(-1).tolist()
+        sub_probs = torch.softmax(sub_logits, -1)
         for k, i in enumerate(live):
             e = eps[i]
             action = int(chosen[k])
@@ -108,7 +109,9 @@ def run_episodes(
                         "action": action,
                         "probs": [round(float(p), 4) for p in probs[k]],
                         "subgoal": int(subgoals[k]),
+                        "subgoal_probs": [round(float(p), 4) for p in sub_probs[k]],
                         "bot_action": bot_action,
+                        "bot_subgoal": world.subgoal_of(e.bot) if e.bot is not None else None,
                     }
                 )
             e.obs, reward, terminated, truncated, _ = e.env.step(action)

@@ -25,6 +25,8 @@ AGENT_LEVELS: dict[str, str] = {
     "PickupLoc": "BabyAI-PickupLoc-v0",
     "OpenDoor": "BabyAI-OpenDoor-v0",
     "UnlockLocal": "BabyAI-UnlockLocal-v0",
+    "UnlockLocalDist": "BabyAI-UnlockLocalDist-v0",
+    "UnlockPickup": "BabyAI-UnlockPickup-v0",
     "KeyCorridorS3R1": "BabyAI-KeyCorridorS3R1-v0",
 }
 
@@ -146,6 +148,25 @@ def full_state(env: Any) -> dict[str, Any]:
     }
 
 
+# How a viewer draws each object symbol: a shape ("none", "fill", "frame", "circle", "square",
+# "glyph") and a short label; door states as a mark; directions as arrows.
+OBJECT_DRAW: dict[str, tuple[str, str]] = {
+    "unseen": ("none", ""),
+    "empty": ("none", ""),
+    "wall": ("fill", ""),
+    "floor": ("none", ""),
+    "door": ("frame", ""),
+    "key": ("glyph", "⚷"),
+    "ball": ("circle", ""),
+    "box": ("square", ""),
+    "goal": ("fill", "★"),
+    "lava": ("fill", "≈"),
+    "agent": ("none", ""),
+}
+STATE_MARKS: dict[str, str] = {"open": "", "closed": "▮", "locked": "🔒"}
+ARROWS = ("▶", "▼", "◀", "▲")
+
+
 def legend() -> dict[str, Any]:
     """What the symbols mean, for anything that draws a grid (the viewer reads this, not names)."""
     from minigrid.core.constants import COLOR_TO_IDX, COLORS, OBJECT_TO_IDX, STATE_TO_IDX
@@ -158,4 +179,12 @@ def legend() -> dict[str, Any]:
         "actions": list(ACTION_NAMES),
         "subgoals": list(SUBGOALS),
         "directions": ["right", "down", "left", "up"],
+        "arrows": list(ARROWS),
+        "draw": [
+            dict(zip(("shape", "label"), OBJECT_DRAW.get(k, ("glyph", k[:1].upper()))))
+            for k, _ in sorted(OBJECT_TO_IDX.items(), key=lambda kv: kv[1])
+        ],
+        "state_marks": [
+            STATE_MARKS.get(k, "") for k, _ in sorted(STATE_TO_IDX.items(), key=lambda kv: kv[1])
+        ],
     }

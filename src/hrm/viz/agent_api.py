@@ -4,8 +4,9 @@ background worker with live curves.
     GET  /api/agent/info          whether the agent extra is installed, the levels, the models
     POST /api/agent/play          {model, level, seed, ablation, max_steps} -> an episode trace
                                   (hrm/agent/trace_schema.json)
-    POST /api/agent/finetune      {model, level, episodes, steps, freeze} -> {job}: bot demos, then
-                                  behaviour cloning from `model` in a background thread
+    POST /api/agent/finetune      {model, level, episodes, steps, freeze, hierarchy} -> {job}: bot
+                                  demos, then behaviour cloning from `model` in a background thread
+                                  (hierarchy false: the flat baseline of the same size, from scratch)
     GET  /api/agent/job/{job}     {status, records (metrics.jsonl's), error, model}
 
 A model is a packaged agent's name or `job:<id>` (a finished fine-tune): the page never names a
@@ -57,6 +58,10 @@ class FineTune:
     id: str
     base: str
     level: str
+    episodes: int = 0
+    freeze: str | None = None
+    hierarchy: bool = True
+    from_scratch: bool = False
     status: str = "demos"  # demos -> training -> done | failed
     records: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -106,6 +111,8 @@ class FineTuneRequest(StrictRequest):
     episodes: int = Field(default=100, ge=2, le=2000)
     steps: int = Field(default=100, ge=1, le=5000)
     freeze: Literal["H", "L"] | None = None
+    hierarchy: bool = True
+    eval_episodes: int = Field(default=20, ge=1, le=200)
 
 
 async def info(request: Request) -> Response:
@@ -149,26 +156,33 @@ def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
         root = Path(job.tmp.name)
         ds = demos.generate(req.level, req.episodes, progress=False)
         demos.save(ds, root / "demos")
+        held_out = demos.generate(req.level, req.eval_episodes, split="test", progress=False)
+        demos.save(held_out, root / "demos-test")
         job.status = "training"
         overrides = [
             f"level={req.level}",
             f"demos={root / 'demos'}",
+            f"eval_demos={root / 'demos-test'}",
             f"run_dir={root / 'run'}",
-            f"init_from={source}",
             f"steps={req.steps}",
             "lr_warmup_steps=1",
-            "log_interval=5",
-            "eval_episodes=20",
+            f"log_interval={max(1, min(5, req.steps // 10))}",
+            f"eval_interval={max(1, req.steps // 4)}",
+            f"eval_episodes={req.eval_episodes}",
             "progress=false",
             "tensorboard=false",
             "threads=1",
         ]
-        if req.freeze:
-            overrides.append(f"freeze={req.freeze}")
         from hrm.agent.policy import load_policy
 
         arch = load_policy(source).policy.config.model_dump()
-        hierarchy = arch.pop("hierarchy")
+        hierarchy = req.hierarchy
+        if bool(arch.pop("hierarchy")) == hierarchy:
+            overrides.append(f"init_from={source}")  # the same architecture: start from the model
+        else:
+            job.from_scratch = True  # the other architecture cannot take the model's weights
+        if req.freeze:
+            overrides.append(f"freeze={req.freeze}")
         overrides += [f"arch.{k}={v}" for k, v in arch.items()] + [f"hierarchy={str(hierarchy).lower()}"]
         result = train(load_agent_config(None, overrides), on_log=job.records.append)
         job.run_dir = result.run_dir
@@ -189,7 +203,16 @@ async def finetune_endpoint(request: Request) -> Response:
         while len(agents.jobs) >= MAX_JOBS:
             oldest = next(iter(agents.jobs))
             agents.jobs.pop(oldest)
-        job = FineTune(id=uuid.uuid4().hex[:12], base=req.model, level=req.level)
+        if req.freeze and not req.hierarchy:
+            raise ApiError(400, "freeze=H|L needs the hierarchy (the flat model has no planner or doer)")
+        job = FineTune(
+            id=uuid.uuid4().hex[:12],
+            base=req.model,
+            level=req.level,
+            episodes=req.episodes,
+            freeze=req.freeze,
+            hierarchy=req.hierarchy,
+        )
         agents.jobs[job.id] = job
     threading.Thread(target=_finetune, args=(job, req, source), daemon=True).start()
     return json_response({"job": job.id})
@@ -205,6 +228,10 @@ async def job_endpoint(request: Request) -> Response:
             "status": job.status,
             "base": job.base,
             "level": job.level,
+            "episodes": job.episodes,
+            "freeze": job.freeze,
+            "hierarchy": job.hierarchy,
+            "from_scratch": job.from_scratch,
             "records": job.records,
             "error": job.error,
             "model": f"job:{job.id}" if job.status == "done" else None,

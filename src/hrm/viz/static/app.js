@@ -1128,6 +1128,298 @@
   }
 
   // ------------------------------------------------------------------------------------------
+  // Agent: episodes of a BabyAI policy, before / after, fine-tuning with live curves
+  // ------------------------------------------------------------------------------------------
+
+  const A = {
+    info: null,
+    traces: [], // one or two episode traces on the same level and seed
+    t: 0, // the frame shown
+    timer: null,
+    job: null, // the fine-tune being followed: {id, state}
+    jobTimer: null,
+    base: null, // the model the current fine-tune started from
+  };
+
+  function pct(x) {
+    return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%";
+  }
+
+  function rgbOf(legend, colourIndex) {
+    const c = legend.rgb[legend.colors[colourIndex]];
+    return c ? "rgb(" + c.join(",") + ")" : "#94a3b8";
+  }
+
+  function drawWorld(box, trace, frame) {
+    const legend = trace.legend;
+    box.textContent = "";
+    const rows = frame.grid.length;
+    const cols = rows ? frame.grid[0].length : 0;
+    const px = Math.max(14, Math.min(34, Math.floor(300 / Math.max(rows, cols, 1))));
+    const root = svg("svg", { viewBox: "0 0 " + cols * px + " " + rows * px, width: cols * px, height: rows * px, class: "agent-svg", "data-t": frame.t, "data-agent": frame.agent.join(",") });
+    svg("rect", { x: 0, y: 0, width: cols * px, height: rows * px, fill: "#111827" }, root);
+    for (let y = 0; y < rows; y++) {
+      for (let x = 0; x < cols; x++) {
+        const [obj, colour, state] = frame.grid[y][x];
+        const how = legend.draw[obj] || { shape: "glyph", label: "?" };
+        const fill = rgbOf(legend, colour);
+        const g = svg("g", { "data-object": legend.objects[obj] }, root);
+        const x0 = x * px;
+        const y0 = y * px;
+        svg("rect", { x: x0, y: y0, width: px, height: px, fill: "none", stroke: "#1f2937", "stroke-width": 0.5 }, g);
+        if (how.shape === "fill") svg("rect", { x: x0, y: y0, width: px, height: px, fill: fill }, g);
+        if (how.shape === "frame") svg("rect", { x: x0 + 2, y: y0 + 2, width: px - 4, height: px - 4, fill: "none", stroke: fill, "stroke-width": 3 }, g);
+        if (how.shape === "circle") svg("circle", { cx: x0 + px / 2, cy: y0 + px / 2, r: px * 0.32, fill: fill }, g);
+        if (how.shape === "square") svg("rect", { x: x0 + px * 0.2, y: y0 + px * 0.2, width: px * 0.6, height: px * 0.6, fill: "none", stroke: fill, "stroke-width": 2.5 }, g);
+        const label = how.label + (how.shape === "frame" ? legend.state_marks[state] || "" : "");
+        if (label) svg("text", { x: x0 + px / 2, y: y0 + px * 0.7, "text-anchor": "middle", "font-size": px * 0.6, fill: how.shape === "fill" ? "#111827" : fill, text: label }, g);
+        title(g, legend.objects[obj] + (how.shape === "none" ? "" : " · " + legend.colors[colour] + (how.shape === "frame" ? " · " + legend.states[state] : "")));
+      }
+    }
+    const [ax, ay] = frame.agent;
+    const agent = svg("text", { x: ax * px + px / 2, y: ay * px + px * 0.72, "text-anchor": "middle", "font-size": px * 0.7, fill: "#f87171", class: "agent-me", text: legend.arrows[frame.dir] }, root);
+    title(agent, "the agent, facing " + legend.directions[frame.dir] + (frame.carrying ? ", carrying a " + legend.colors[frame.carrying[1]] + " " + legend.objects[frame.carrying[0]] : ""));
+    box.appendChild(root);
+  }
+
+  function thoughtRow(label, names, probs, chosen, botChoice, cls) {
+    const conf = probs && chosen !== null && chosen !== undefined ? probs[chosen] : null;
+    const agrees = botChoice === null || botChoice === undefined ? null : botChoice === chosen;
+    const row = el("div", { class: "thought " + cls, "data-choice": chosen === null || chosen === undefined ? "" : names[chosen], "data-confidence": conf === null ? "" : conf }, [
+      el("div", { class: "thought-head" }, [
+        el("b", { text: label + ": " }),
+        el("span", { class: "thought-choice", text: chosen === null || chosen === undefined ? "–" : names[chosen] }),
+        el("span", { class: "thought-conf", text: conf === null ? "" : " " + pct(conf) }),
+      ]),
+      el("div", { class: "thought-bot" + (agrees === false ? " differs" : ""), text: "bot: " + (botChoice === null || botChoice === undefined ? "–" : names[botChoice]) + (agrees === null ? "" : agrees ? " ✓" : " ✗") }),
+    ]);
+    if (probs) {
+      const bars = el("div", { class: "bars" });
+      probs.forEach((p, i) => {
+        const fill = el("span", { class: "bar-fill" });
+        fill.style.width = (100 * p).toFixed(1) + "%"; // CSSOM, allowed by the page's CSP
+        bars.appendChild(el("div", { class: "bar" + (i === chosen ? " chosen" : ""), title: names[i] + " " + pct(p) }, [
+          el("span", { class: "bar-name", text: names[i] }),
+          fill,
+        ]));
+      });
+      row.appendChild(bars);
+    }
+    return row;
+  }
+
+  function drawThoughts(box, trace, frame) {
+    const legend = trace.legend;
+    box.textContent = "";
+    if (frame.action === null) {
+      box.appendChild(el("div", { class: "thought done", text: trace.success ? "mission complete" : "episode over (not solved)" }));
+      return;
+    }
+    if (trace.hierarchy) box.appendChild(thoughtRow("Planner (H) sub-goal", legend.subgoals, frame.subgoal_probs, frame.subgoal, frame.bot_subgoal, "planner"));
+    box.appendChild(thoughtRow((trace.hierarchy ? "Doer (L)" : "Flat policy") + " action", legend.actions, frame.probs, frame.action, frame.bot_action, "doer"));
+  }
+
+  function renderAgentFrame() {
+    const n = Math.max(0, ...A.traces.map((tr) => tr.frames.length - 1));
+    A.t = Math.max(0, Math.min(A.t, n));
+    $("agent-slider").max = String(n);
+    $("agent-slider").value = String(A.t);
+    $("agent-step").textContent = A.traces.length ? "step " + A.t + " / " + n : "";
+    ["a", "b"].forEach((which, i) => {
+      const box = $("agent-player-" + which);
+      const trace = A.traces[i];
+      box.hidden = !trace;
+      if (!trace) return;
+      const frame = trace.frames[Math.min(A.t, trace.frames.length - 1)];
+      drawWorld(box.querySelector(".agent-world"), trace, frame);
+      drawThoughts(box.querySelector(".agent-thoughts"), trace, frame);
+    });
+  }
+
+  function showEpisodes(traces) {
+    stopAgentPlay();
+    A.traces = traces;
+    A.t = 0;
+    ["a", "b"].forEach((which, i) => {
+      const box = $("agent-player-" + which);
+      const tr = traces[i];
+      if (!tr) return;
+      box.querySelector(".agent-title").textContent = (traces.length > 1 ? (i ? "after: " : "before: ") : "") + tr.model;
+      box.querySelector(".agent-summary").textContent = tr.level + " seed " + tr.seed + " · “" + tr.mission + "” · " + (tr.success ? "success" : "failure") + " in " + tr.steps + " steps (bot: " + (tr.bot_steps === null ? "–" : tr.bot_steps) + ")" + (tr.shadow_agreement === null ? "" : " · agrees with the bot on " + pct(tr.shadow_agreement) + " of steps");
+      box.setAttribute("data-success", tr.success ? "1" : "0");
+      box.setAttribute("data-steps", tr.steps);
+    });
+    $("tab-agent").setAttribute("data-episodes", traces.length);
+    renderAgentFrame();
+  }
+
+  function stopAgentPlay() {
+    if (A.timer) clearInterval(A.timer);
+    A.timer = null;
+    $("agent-toggle").textContent = "▶ Play";
+  }
+
+  function toggleAgentPlay() {
+    if (A.timer) return stopAgentPlay();
+    if (!A.traces.length) return;
+    if (A.t >= Number($("agent-slider").max)) A.t = 0;
+    $("agent-toggle").textContent = "❚❚ Pause";
+    A.timer = setInterval(() => {
+      if (A.t >= Number($("agent-slider").max)) return stopAgentPlay();
+      A.t += 1;
+      renderAgentFrame();
+    }, 1000 / Number($("agent-speed").value));
+  }
+
+  async function playEpisodes(models) {
+    const level = $("agent-level").value;
+    const seed = Number($("agent-seed").value);
+    setStatus("Playing " + models.join(" and ") + " on " + level + " seed " + seed + "…", "busy");
+    try {
+      const traces = [];
+      for (const model of models) traces.push(await api("/api/agent/play", { model: model, level: level, seed: seed }));
+      showEpisodes(traces);
+      setStatus("");
+      toggleAgentPlay();
+    } catch (err) {
+      setStatus(err.message, "error");
+    }
+  }
+
+  function fillSelect(sel, values, keep) {
+    const old = keep ? sel.value : null;
+    sel.textContent = "";
+    values.forEach(([value, text]) => sel.appendChild(el("option", { value: value, text: text })));
+    if (old && values.some(([v]) => v === old)) sel.value = old;
+  }
+
+  function agentModels() {
+    const out = (A.info.models || []).map((m) => [m, m]);
+    for (const [id, job] of Object.entries(A.info.jobs || {})) {
+      if (job === "done") out.push(["job:" + id, "fine-tuned " + id]);
+    }
+    return out;
+  }
+
+  async function loadAgent() {
+    try {
+      A.info = await api("/api/agent/info");
+    } catch (err) {
+      setStatus(err.message, "error");
+      return;
+    }
+    const ok = A.info.available && A.info.models.length;
+    $("agent-unavailable").hidden = !!ok;
+    $("agent-unavailable").textContent = A.info.available ? "No packaged agent." : "The agent needs MiniGrid: pip install 'hierarchical-reasoning-model[agent]'.";
+    const levels = A.info.levels.map((l) => [l, l]);
+    const fresh = !$("agent-level").options.length;
+    fillSelect($("agent-level"), levels, true);
+    fillSelect($("ft-level"), levels, true);
+    if (fresh) {
+      if (A.info.levels.includes("UnlockLocal")) $("agent-level").value = "UnlockLocal";
+      if (A.info.levels.includes("UnlockPickup")) $("ft-level").value = "UnlockPickup";
+    }
+    fillSelect($("agent-model"), agentModels(), true);
+    fillSelect($("agent-after"), agentModels(), true);
+    for (const id of ["agent-play", "agent-compare", "ft-start"]) $(id).disabled = !ok;
+  }
+
+  function renderFineTune() {
+    const job = A.job && A.job.state;
+    const records = job ? job.records : [];
+    const train = records.filter((r) => r.kind === "train");
+    const evals = records.filter((r) => r.kind === "eval");
+    const pts = (rows, key) => rows.filter((r) => typeof r[key] === "number").map((r) => [r.step, r[key]]);
+    lineChart($("ft-chart-loss"), { key: "ft-loss", title: "Fine-tuning loss", zero: true, series: [
+      { name: "action loss", colour: "#2563eb", points: pts(train, "action_loss") },
+      { name: "sub-goal loss", colour: "#ea580c", points: pts(train, "subgoal_loss") },
+    ] });
+    lineChart($("ft-chart-success"), { key: "ft-success", title: "Success on held-out seeds", zero: true, series: [
+      { name: "success", colour: "#15803d", dots: true, points: pts(evals, "success") },
+      { name: "train action acc.", colour: "#93c5fd", dash: true, points: pts(train, "action_accuracy") },
+    ] });
+    const last = evals.length ? evals[evals.length - 1] : null;
+    const dash = $("agent-dash");
+    dash.textContent = "";
+    const card = (key, name, value, note) => dash.appendChild(el("div", { class: "dash-card", "data-key": key, "data-value": value === null || value === undefined ? "" : value }, [
+      el("div", { class: "dash-name", text: name }),
+      el("div", { class: "dash-value", text: key === "steps_vs_bot" ? (value === null || value === undefined ? "–" : fmt(value, 2) + "×") : pct(value) }),
+      el("div", { class: "dash-note", text: note }),
+    ]));
+    const where = last ? "held-out " + job.level + ", step " + last.step : "no evaluation yet: start a fine-tune";
+    card("subgoal_accuracy", "Planner accuracy", last ? last.subgoal_accuracy : null, where + " (sub-goal vs the bot's, teacher-forced)");
+    card("action_accuracy", "Doer accuracy", last ? last.action_accuracy : null, where + " (action vs the bot's, teacher-forced)");
+    card("success", "Success", last ? last.success : null, where);
+    card("steps_vs_bot", "Steps vs the bot", last ? last.steps_vs_bot : null, where + " (solved episodes)");
+    if (!job) { $("ft-status").textContent = ""; return; }
+    const last_train = train.length ? train[train.length - 1] : null;
+    $("ft-status").textContent = "job " + A.job.id + ": " + job.status + (job.from_scratch ? " (flat model, from scratch)" : "") + (last_train ? " · step " + last_train.step : "") + (job.error ? " · " + job.error : "");
+    $("ft-status").setAttribute("data-status", job.status);
+  }
+
+  async function pollJob() {
+    if (!A.job) return;
+    try {
+      A.job.state = await api("/api/agent/job/" + A.job.id);
+    } catch (err) {
+      setStatus(err.message, "error");
+      return;
+    }
+    renderFineTune();
+    const st = A.job.state.status;
+    if (st === "done" || st === "failed") {
+      clearInterval(A.jobTimer);
+      A.jobTimer = null;
+      $("ft-start").disabled = false;
+      if (st === "done") {
+        await loadAgent();
+        $("agent-model").value = A.base;
+        $("agent-after").value = A.job.state.model;
+        $("agent-level").value = A.job.state.level;
+        setStatus("Fine-tune " + A.job.id + " finished: compare before and after on the same seed.", "info");
+      } else {
+        setStatus("Fine-tune failed: " + A.job.state.error, "error");
+      }
+    }
+  }
+
+  async function startFineTune() {
+    const body = {
+      model: $("agent-model").value,
+      level: $("ft-level").value,
+      episodes: Number($("ft-episodes").value),
+      steps: Number($("ft-steps").value),
+      freeze: $("ft-freeze").value || null,
+      hierarchy: $("ft-hierarchy").checked,
+    };
+    if (!(body.episodes >= 5 && body.episodes <= 50)) return setStatus("Demonstrations: 5 to 50.", "error");
+    try {
+      const r = await api("/api/agent/finetune", body);
+      A.base = body.model;
+      A.job = { id: r.job, state: null };
+      $("ft-start").disabled = true;
+      setStatus("Fine-tune " + r.job + " started: recording demonstrations, then training.", "busy");
+      A.jobTimer = setInterval(pollJob, 1000);
+      pollJob();
+    } catch (err) {
+      setStatus(err.message, "error");
+    }
+  }
+
+  function wireAgent() {
+    $("agent-play").addEventListener("click", () => playEpisodes([$("agent-model").value]));
+    $("agent-compare").addEventListener("click", () => playEpisodes([$("agent-model").value, $("agent-after").value]));
+    $("agent-toggle").addEventListener("click", toggleAgentPlay);
+    $("agent-first").addEventListener("click", () => { stopAgentPlay(); A.t = 0; renderAgentFrame(); });
+    $("agent-prev").addEventListener("click", () => { stopAgentPlay(); A.t -= 1; renderAgentFrame(); });
+    $("agent-next").addEventListener("click", () => { stopAgentPlay(); A.t += 1; renderAgentFrame(); });
+    $("agent-slider").addEventListener("input", (e) => { stopAgentPlay(); A.t = Number(e.target.value); renderAgentFrame(); });
+    $("agent-speed").addEventListener("change", () => { if (A.timer) { stopAgentPlay(); toggleAgentPlay(); } });
+    $("ft-hierarchy").addEventListener("change", (e) => { $("ft-freeze").disabled = !e.target.checked; if (!e.target.checked) $("ft-freeze").value = ""; });
+    $("ft-start").addEventListener("click", startFineTune);
+  }
+
+  // ------------------------------------------------------------------------------------------
   // Tabs and start-up
   // ------------------------------------------------------------------------------------------
 
@@ -1141,6 +1433,7 @@
     if (name === "trajectories" && S.trace) renderPca();
     if (name === "run") { renderRunInfo(); S.run.drawnTotal = -1; renderRun(); }
     if (name === "dataset") loadDataset();
+    if (name === "agent") { loadAgent(); renderFineTune(); }
     if (!S.offline && location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
   }
 
@@ -1197,6 +1490,7 @@
     $("data-split").addEventListener("change", (e) => { S.data.split = e.target.value; loadPage(0); });
     $("data-prev").addEventListener("click", () => loadPage(Math.max(0, S.data.page - 1)));
     $("data-next").addEventListener("click", () => loadPage(S.data.page + 1));
+    wireAgent();
   }
 
   async function start() {
@@ -1241,7 +1535,7 @@
     }
     if (S.info.run) pollRun();
     const want = location.hash.replace("#", "");
-    showTab(["puzzle", "planner", "trajectories", "run", "dataset"].includes(want) ? want : "puzzle");
+    showTab(["puzzle", "planner", "trajectories", "run", "dataset", "agent"].includes(want) ? want : "puzzle");
     document.body.setAttribute("data-ready", "1");
   }
 
