@@ -601,9 +601,9 @@ def arc_tiny(tmp_path_factory) -> Path:
 def _arc_recipe(tmp_path: Path, data: Path, **extra) -> Path:
     arch = {**TINY_ARCH, "hidden_size": 16, "puzzle_emb_ndim": 16, "H_cycles": 1, "L_cycles": 1}
     arch["halt_max_steps"] = 2
-    # Global batch 6 over 16 test rows: three batches, the last one partial; with two processes each
-    # takes three rows of every batch (the second none of the last but one).
-    settings = {"global_batch_size": 6, "max_steps": 6, "checkpoint_interval": 6, "eval_max_batches": None}
+    # Global batch 4, what an epoch of the 3-task training split supplies: 16 test rows in four batches;
+    # with two processes each takes two rows of every batch. (Partial batches: the order test.)
+    settings = {"global_batch_size": 4, "max_steps": 6, "checkpoint_interval": 6, "eval_max_batches": None}
     return _recipe(tmp_path, data, **{"arch": arch, "log_interval": 3, **settings, **extra})
 
 

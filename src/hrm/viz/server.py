@@ -48,6 +48,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hrm.errors import DataError, HRMError
+from hrm.fileio import NON_FINITE_WARNING
 from hrm.tasks import (
     KINDS,
     MAX_VIEWER_SIDE,
@@ -74,10 +75,6 @@ MAX_JSON_DEPTH = 32  # a pasted task is 5 deep
 MAX_NUMBER_DIGITS = 20  # every number the API takes fits; int() of thousands of digits is slow
 MAX_QUERY_VALUE = 64
 MAX_QUERY_NAME = 32
-NON_FINITE_WARNING = (
-    "the model produced non-finite values (NaN or infinity); they are shown as null: its weights or "
-    "inputs may be broken"
-)
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
