@@ -221,7 +221,7 @@ def resolve_recipe(path: str | Path) -> Path:
     raise ConfigError(f"recipe {p} does not exist (shipped recipes: {', '.join(list_recipes())})")
 
 
-def _read_yaml(p: Path) -> Any:
+def read_yaml(p: Path) -> Any:
     """A recipe's YAML; ConfigError naming the file when it is too large, not text or not YAML."""
     try:
         if p.stat().st_size > MAX_RECIPE_BYTES:
@@ -249,7 +249,7 @@ def load_config(
     if path is not None:
         p = resolve_recipe(path)
         source = str(p)
-        loaded = _read_yaml(p)
+        loaded = read_yaml(p)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a recipe must be a mapping of keys to values")
         data.update(loaded)

@@ -6,6 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from hrm.errors import ConfigError
+from hrm.limits import MAX_SEED, MAX_THREADS
+
+# `hrm agent eval --episodes`: held-out seeds are drawn from 1,000,000 on, one episode each.
+MAX_EVAL_EPISODES = 100_000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     agent = sub.add_parser(
@@ -104,7 +110,9 @@ def _eval(args: argparse.Namespace) -> int:
     from hrm.agent.evaluate import evaluate_policy
     from hrm.agent.policy import load_policy
 
-    if args.threads:
+    _check_range("--episodes", args.episodes, 1, MAX_EVAL_EPISODES)
+    if args.threads is not None:
+        _check_range("--threads", args.threads, 1, MAX_THREADS)
         torch.set_num_threads(args.threads)
     loaded = load_policy(args.model)
     level = _level(loaded.extra.get("level"), args.level)
@@ -118,9 +126,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _play(args: argparse.Namespace) -> int:
+    from hrm.agent.demos import MAX_EPISODE_STEPS
     from hrm.agent.play import play, write_trace
     from hrm.agent.policy import load_policy
 
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    if args.max_steps is not None:
+        _check_range("--max-steps", args.max_steps, 1, MAX_EPISODE_STEPS)
     loaded = load_policy(args.model)
     level = _level(loaded.extra.get("level"), args.level)
     trace = play(
@@ -140,3 +152,8 @@ def _play(args: argparse.Namespace) -> int:
     print(f"success {trace['success']} in {trace['steps']} steps (bot: {trace['bot_steps']})")
     print(f"actions: {actions[:400]}")
     return 0
+
+
+def _check_range(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{flag} must be {low} to {high}, got {value}")

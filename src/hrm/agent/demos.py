@@ -43,6 +43,9 @@ FORMAT = "hrm-agent-demos/1"
 DEMOS_FILE = "demos.npz"
 META_FILE = "meta.json"
 TEST_SEED_BASE = 1_000_000
+# The watchdog's bounds: BabyAI's own step limits are in the hundreds; a bot episode takes milliseconds.
+MAX_EPISODE_STEPS = 100_000
+MAX_EPISODE_SECONDS = 3600.0
 SPLITS = ("train", "test")
 
 
@@ -145,6 +148,15 @@ def generate(
     """`episodes` successful bot episodes on consecutive seeds of `split`."""
     if episodes < 1:
         raise ConfigError("episodes must be at least 1")
+    if not 1 <= max_steps <= MAX_EPISODE_STEPS:
+        raise ConfigError(
+            f"the watchdog's steps per episode must be 1 to {MAX_EPISODE_STEPS}, got {max_steps}"
+        )
+    if not 0 < time_limit_s <= MAX_EPISODE_SECONDS:  # also false for NaN
+        raise ConfigError(
+            f"the watchdog's seconds per episode must be above 0 and at most {MAX_EPISODE_SECONDS}, "
+            f"got {time_limit_s}"
+        )
     if episodes >= TEST_SEED_BASE:
         raise ConfigError(
             f"at most {TEST_SEED_BASE - 1} episodes per split (the splits' seeds must not meet)"

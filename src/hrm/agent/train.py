@@ -78,20 +78,12 @@ class AgentTrainConfig(BaseModel):
 
 
 def load_agent_config(recipe: str | Path | None, overrides: list[str]) -> AgentTrainConfig:
-    from hrm.config import apply_overrides
+    from hrm.config import apply_overrides, read_yaml, resolve_recipe
 
     data: dict[str, Any] = {}
     if recipe is not None:
-        p = Path(recipe)
-        if not p.is_file():
-            shipped = Path(__file__).resolve().parents[1] / "configs" / f"{p.stem}.yaml"
-            if not shipped.is_file():
-                raise ConfigError(f"recipe {recipe} does not exist")
-            p = shipped
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        p = resolve_recipe(recipe)
+        loaded = read_yaml(p)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a recipe must be a mapping")
         data.update(loaded)
