@@ -551,7 +551,7 @@ def check_refused(response) -> None:
 
 
 @given(
-    path=st.sampled_from(["/api/solve", "/api/generate"]),
+    path=st.sampled_from(["/api/solve", "/api/generate", "/api/agent/play", "/api/agent/finetune"]),
     body=BAD_BODIES,
     ctype=CONTENT_TYPES,
 )
@@ -592,13 +592,27 @@ ROUTED = {
     "/api/dataset",
     "/api/solve",
     "/api/generate",
+    "/api/agent/info",
+    "/api/agent/play",
+    "/api/agent/finetune",
     *QUERY_ENDPOINTS,
     *(f"/static/{name}" for name in server.STATIC_FILES),
 }
 
 
 @given(
-    prefix=st.sampled_from(["/api/", "/static/", "/api/trace/", "/", "/api/dataset/", "/api/run/"]),
+    prefix=st.sampled_from(
+        [
+            "/api/",
+            "/static/",
+            "/api/trace/",
+            "/",
+            "/api/dataset/",
+            "/api/run/",
+            "/api/agent/",
+            "/api/agent/job/",
+        ]
+    ),
     tail=st.text(min_size=1, max_size=60),
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
 )
@@ -612,7 +626,17 @@ def test_fuzz_paths_and_methods(fuzz_client, prefix, tail, method):
 
 
 @given(
-    endpoint=st.sampled_from(["/api/info", "/api/run", "/api/dataset", "/api/solve", "/api/generate"]),
+    endpoint=st.sampled_from(
+        [
+            "/api/info",
+            "/api/run",
+            "/api/dataset",
+            "/api/solve",
+            "/api/generate",
+            "/api/agent/info",
+            "/api/agent/play",
+        ]
+    ),
     method=st.sampled_from(["PUT", "DELETE", "PATCH"]),
 )
 @settings(max_examples=15, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
