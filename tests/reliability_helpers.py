@@ -15,21 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-TINY_ARCH: dict[str, Any] = {
-    "name": "hrm",
-    "loss_type": "softmax_cross_entropy",
-    "H_cycles": 2,
-    "L_cycles": 2,
-    "H_layers": 1,
-    "L_layers": 1,
-    "hidden_size": 32,
-    "num_heads": 2,
-    "expansion": 2,
-    "puzzle_emb_ndim": 32,
-    "halt_max_steps": 3,
-    "halt_exploration_prob": 0.5,
-    "forward_dtype": "float32",
-}
+from tiny_models import TINY_ARCH
 
 # 12 steps, a checkpoint every 3 (the newest 2 kept), EMA on: what the resume tests interrupt.
 RECIPE: dict[str, Any] = {

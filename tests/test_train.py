@@ -20,22 +20,7 @@ from safetensors.torch import load_file
 
 from hrm.config import load_config
 from hrm.errors import ConfigError
-
-TINY_ARCH = {
-    "name": "hrm",
-    "loss_type": "softmax_cross_entropy",
-    "H_cycles": 2,
-    "L_cycles": 2,
-    "H_layers": 1,
-    "L_layers": 1,
-    "hidden_size": 32,
-    "num_heads": 2,
-    "expansion": 2,
-    "puzzle_emb_ndim": 32,
-    "halt_max_steps": 3,
-    "halt_exploration_prob": 0.5,
-    "forward_dtype": "float32",
-}
+from tiny_models import TINY_ARCH
 
 
 @pytest.fixture(scope="module")

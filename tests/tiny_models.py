@@ -25,6 +25,24 @@ TINY: dict[str, Any] = dict(
 )
 
 
+# The same tiny HRM as a recipe's `arch` section (the training tests' runs).
+TINY_ARCH: dict[str, Any] = {
+    "name": "hrm",
+    "loss_type": "softmax_cross_entropy",
+    "H_cycles": 2,
+    "L_cycles": 2,
+    "H_layers": 1,
+    "L_layers": 1,
+    "hidden_size": 32,
+    "num_heads": 2,
+    "expansion": 2,
+    "puzzle_emb_ndim": 32,
+    "halt_max_steps": 3,
+    "halt_exploration_prob": 0.5,
+    "forward_dtype": "float32",
+}
+
+
 def tiny_config(seq_len: int = 16, vocab_size: int = 6, **extra: Any) -> dict[str, Any]:
     """The shared tiny HRM config for `seq_len` cells over `vocab_size` tokens, with `extra` fields."""
     return {**TINY, "seq_len": seq_len, "vocab_size": vocab_size, **extra}
