@@ -219,14 +219,15 @@ def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
         "--aug", action="store_true", help="add the 7 other dihedral images of every training maze"
     )
     parser.add_argument("--subsample", type=int, default=None, metavar="N", help="keep N training mazes")
+    _add_output_arguments(parser, skip_invalid="skip malformed CSV rows (and count them) instead of failing")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser, skip_invalid: str) -> None:
+    """--seed, --out, --overwrite and --skip-invalid, as the maze and ARC builders take them."""
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    parser.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="skip malformed CSV rows (and count them) instead of failing",
-    )
+    parser.add_argument("--skip-invalid", action="store_true", help=skip_invalid)
 
 
 def run_maze(args: argparse.Namespace) -> int:
@@ -282,13 +283,8 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep training grids at the top-left (default: all examples of a training puzzle but one "
         "at random offsets, at any --num-aug, as the reference builders)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset directory to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    parser.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="skip malformed tasks and duplicate task ids (and count them) instead of failing",
+    _add_output_arguments(
+        parser, skip_invalid="skip malformed tasks and duplicate task ids (and count them) instead of failing"
     )
 
 
