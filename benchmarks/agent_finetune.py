@@ -1,12 +1,19 @@
-"""Fine-tuning the shipped UnlockLocal agent on another level (default BabyAI-UnlockPickup) with a few
-bot demonstrations, against the same policy trained from scratch on the same demonstrations, and the
-pre-trained policy with its planner (freeze=H) or doer (freeze=L) kept fixed. Success on held-out
-seeds. Each configuration runs on `--subsets` disjoint demonstration subsets; the table gives the
-mean and the spread (min..max). One CPU thread.
+"""Fine-tuning pre-trained BabyAI agents on another level (default BabyAI-UnlockPickup) with a few bot
+demonstrations. For each pre-training seed (the runs benchmarks/agent.py leaves in --bases) and each
+of `--subsets` disjoint demonstration subsets, six policies are trained on the same demonstrations:
 
-    OMP_NUM_THREADS=1 python benchmarks/agent_finetune.py --demos 10 50 --subsets 3 --test-episodes 200
+- HRM pre-trained, HRM from scratch, HRM pre-trained with its planner kept fixed (freeze=H) or its
+  doer kept fixed (freeze=L), the flat baseline pre-trained and from scratch.
 
-Writes benchmarks/results/agent-finetune-<level>.json and prints a Markdown table.
+From-scratch runs use the pre-training seed as their initialisation seed, so every cell of the table
+is over seeds x subsets runs. Success and steps vs the bot on held-out seeds of the level. One CPU
+thread.
+
+    OMP_NUM_THREADS=1 python benchmarks/agent.py --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/agent_finetune.py --demos 10 50 --seeds 0 1 2 --subsets 3
+
+Writes benchmarks/results/agent-finetune-<level>-<demos>.json and prints a Markdown table (mean and
+min..max over runs); `--table FILE...` prints the table of earlier result files together.
 """
 
 from __future__ import annotations
@@ -28,11 +35,14 @@ from hrm.agent.evaluate import run_episodes, summarize
 from hrm.agent.policy import load_policy
 from hrm.agent.train import load_agent_config, train
 
-VARIANTS = {
-    "pre-trained": {"init": True, "freeze": None},
-    "scratch": {"init": False, "freeze": None},
-    "pre-trained, freeze=H": {"init": True, "freeze": "H"},
-    "pre-trained, freeze=L": {"init": True, "freeze": "L"},
+# name -> (base policy in --bases, or None for scratch; hierarchy; freeze)
+VARIANTS: dict[str, tuple[str | None, bool, str | None]] = {
+    "HRM pre-trained": ("hrm", True, None),
+    "HRM scratch": (None, True, None),
+    "HRM pre-trained, freeze=H (planner)": ("hrm", True, "H"),
+    "HRM pre-trained, freeze=L (doer)": ("hrm", True, "L"),
+    "flat pre-trained": ("flat", False, None),
+    "flat scratch": (None, False, None),
 }
 
 
@@ -51,23 +61,59 @@ def subset(ds: demos.DemoSet, first: int, n: int) -> demos.DemoSet:
     )
 
 
+def cell(xs: list[float]) -> str:
+    a = np.array(xs, dtype=float)
+    return f"{a.mean():.3f} ({a.min():.3f}..{a.max():.3f}, n={len(a)})" if len(a) else "n/a"
+
+
+def print_table(results: list[dict]) -> None:
+    runs = [r for res in results for r in res["runs"]]
+    counts = sorted({r["demos"] for r in runs})
+    first = results[0]
+    print(
+        f"\nFine-tuned on {first['level']} for {first['steps']} steps; success on {first['test_episodes']} "
+        "held-out seeds, mean (min..max, n runs) over pre-training seeds x demonstration subsets\n"
+    )
+    print("| policy | " + " | ".join(f"{n} demos" for n in counts) + " |")
+    print("| --- |" + " --- |" * len(counts))
+    for name in VARIANTS:
+        cells = [
+            cell([r["success"] for r in runs if r["demos"] == n and r["variant"] == name]) for n in counts
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    base = {k: v for res in results for k, v in res.get("base_success", {}).items()}
+    if base:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(base.items()))
+        print(f"\nThe pre-trained policies on {first['level']} before fine-tuning: {shown}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--base", default="agent-unlocklocal", help="the pre-trained policy")
+    ap.add_argument("--bases", default="runs/bench-agent", help="benchmarks/agent.py's --work")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="pre-training seeds")
     ap.add_argument("--level", default="UnlockPickup")
     ap.add_argument("--demos", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--subsets", type=int, default=3, help="disjoint demonstration subsets per size")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--test-episodes", type=int, default=200)
     ap.add_argument("--steps", type=int, default=300, help="training steps per run")
-    ap.add_argument("--work", default="runs/bench-agent-finetune", help="demos and runs go here (replaced)")
+    ap.add_argument("--work", default=None, help="demos and runs go here (replaced; default under runs/)")
+    ap.add_argument("--table", nargs="+", metavar="FILE", help="only print the table of these result files")
     args = ap.parse_args()
+    if args.table:
+        print_table([json.loads(Path(f).read_text()) for f in args.table])
+        return
     torch.set_num_threads(1)
-    work = Path(args.work)
+    tag = "-".join(str(n) for n in args.demos)
+    work = Path(args.work or f"runs/bench-agent-finetune-{tag}")
     shutil.rmtree(work, ignore_errors=True)
-    base = load_policy(args.base)
-    arch = base.policy.config.model_dump()
-    hierarchy = arch.pop("hierarchy")
+    bases = Path(args.bases)
+    for seed in args.seeds:
+        for kind in {v[0] for v in VARIANTS.values() if v[0]}:
+            if not (bases / f"{kind}-seed{seed}").is_dir():
+                sys.exit(f"{bases / f'{kind}-seed{seed}'}: missing; run benchmarks/agent.py --seeds first")
+    arch = load_policy(bases / f"hrm-seed{args.seeds[0]}").policy.config.model_dump()
+    arch.pop("hierarchy")
     t0 = time.perf_counter()
     pool = demos.generate(args.level, max(args.demos) * args.subsets, progress=False)
     test = demos.generate(args.level, args.test_episodes, split="test", progress=False)
@@ -76,74 +122,74 @@ def main() -> None:
     seeds = test.seeds.tolist()
     bot_steps = dict(zip(seeds, test.lengths().tolist()))
     print(f"demos: {pool.episodes} train + {test.episodes} held-out in {demo_s:.0f}s", flush=True)
+    base_success = {
+        f"{kind}-seed{s}": summarize(
+            run_episodes(load_policy(bases / f"{kind}-seed{s}").policy, args.level, seeds, shadow=False)
+        )["success"]
+        for s in args.seeds
+        for kind in ("hrm", "flat")
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"agent-finetune-{args.level.lower()}-{tag}.json"
     runs: list[dict] = []
     for n in args.demos:
         for k in range(args.subsets):
             train_dir = demos.save(subset(pool, k * n, n), work / f"demos-{n}-{k}")
-            for name in args.variants:
-                v = VARIANTS[name]
-                tag = name.replace(" ", "").replace(",", "-").replace("=", "")
-                overrides = [
-                    f"level={args.level}",
-                    f"demos={train_dir}",
-                    f"eval_demos={test_dir}",
-                    f"run_dir={work / f'run-{n}-{k}-{tag}'}",
-                    f"steps={args.steps}",
-                    "lr_warmup_steps=10",
-                    "eval_interval=null",
-                    "eval_episodes=1",
-                    "progress=false",
-                    "tensorboard=false",
-                    "threads=1",
-                    f"hierarchy={str(hierarchy).lower()}",
-                    *[f"arch.{a}={b}" for a, b in arch.items()],
-                ]
-                if v["init"]:
-                    overrides.append(f"init_from={args.base}")
-                if v["freeze"]:
-                    overrides.append(f"freeze={v['freeze']}")
-                t = time.perf_counter()
-                result = train(load_agent_config(None, overrides))
-                train_s = time.perf_counter() - t
-                policy = load_policy(result.run_dir).policy
-                s = summarize(run_episodes(policy, args.level, seeds, shadow=False), bot_steps)
-                row = {
-                    "demos": n,
-                    "subset": k,
-                    "variant": name,
-                    "success": s["success"],
-                    "steps_vs_bot": s.get("steps_vs_bot"),
-                    "train_seconds": round(train_s, 1),
-                }
-                runs.append(row)
-                print(json.dumps(row), flush=True)
-                out = {
-                    "base": args.base,
-                    "level": args.level,
-                    "test_episodes": args.test_episodes,
-                    "steps": args.steps,
-                    "subsets": args.subsets,
-                    "demo_seconds": round(demo_s, 1),
-                    "machine": machine(),
-                    "runs": runs,
-                }
-                RESULTS.mkdir(exist_ok=True)
-                path = RESULTS / f"agent-finetune-{args.level.lower()}.json"
-                path.write_text(json.dumps(out, indent=1))
-    base_success = summarize(run_episodes(base.policy, args.level, seeds, shadow=False))["success"]
-    print(
-        f"\n{args.base} fine-tuned on {args.level}: {args.steps} steps per run, success on "
-        f"{args.test_episodes} held-out seeds, mean (min..max) over {args.subsets} demonstration subsets; "
-        f"the base policy without fine-tuning: {base_success:.3f}\n"
-    )
-    print("| demos | " + " | ".join(args.variants) + " |")
-    print("| --- |" + " --- |" * len(args.variants))
-    for n in args.demos:
-        cells = []
-        for name in args.variants:
-            xs = np.array([r["success"] for r in runs if r["demos"] == n and r["variant"] == name])
-            cells.append(f"{xs.mean():.3f} ({xs.min():.3f}..{xs.max():.3f})" if len(xs) else "n/a")
-        print(f"| {n} | " + " | ".join(cells) + " |")
+            for seed in args.seeds:
+                for name in args.variants:
+                    base, hierarchy, freeze = VARIANTS[name]
+                    run_dir = work / f"run-{n}-{k}-{seed}-{list(VARIANTS).index(name)}"
+                    overrides = [
+                        f"level={args.level}",
+                        f"demos={train_dir}",
+                        f"eval_demos={test_dir}",
+                        f"run_dir={run_dir}",
+                        f"seed={seed}",
+                        f"steps={args.steps}",
+                        "lr_warmup_steps=10",
+                        "eval_interval=null",
+                        "eval_episodes=1",
+                        "progress=false",
+                        "tensorboard=false",
+                        "threads=1",
+                        f"hierarchy={str(hierarchy).lower()}",
+                        *[f"arch.{a}={b}" for a, b in arch.items()],
+                    ]
+                    if base:
+                        overrides.append(f"init_from={bases / f'{base}-seed{seed}'}")
+                    if freeze:
+                        overrides.append(f"freeze={freeze}")
+                    cpu = time.process_time()
+                    train(load_agent_config(None, overrides))
+                    train_s = time.process_time() - cpu
+                    policy = load_policy(run_dir).policy
+                    s = summarize(run_episodes(policy, args.level, seeds, shadow=False), bot_steps)
+                    row = {
+                        "demos": n,
+                        "subset": k,
+                        "seed": seed,
+                        "variant": name,
+                        "success": s["success"],
+                        "steps_vs_bot": s.get("steps_vs_bot"),
+                        "train_cpu_seconds": round(train_s, 1),
+                    }
+                    runs.append(row)
+                    print(json.dumps(row), flush=True)
+                    shutil.rmtree(run_dir)  # keep the work folder small: only the numbers stay
+                    out = {
+                        "bases": str(bases),
+                        "level": args.level,
+                        "test_episodes": args.test_episodes,
+                        "steps": args.steps,
+                        "subsets": args.subsets,
+                        "seeds": args.seeds,
+                        "demo_seconds": round(demo_s, 1),
+                        "machine": machine(),
+                        "base_success": base_success,
+                        "runs": runs,
+                    }
+                    path.write_text(json.dumps(out, indent=1))
+    print_table([json.loads(path.read_text())])
     print(f"\nwritten: {path}")
 
 

@@ -395,6 +395,33 @@ def check_export_target(out: Path, source: str | Path) -> None:
         raise StorageError(f"{refuse}: {what}, so it is not an earlier export; give a new directory")
 
 
+def _card_at(source: str | Path) -> ModelCard | None:
+    """The model card of what `source` names (a packaged model, run, checkpoint or weights file), or
+    None where there is none to read (a reference checkpoint, a missing path: `load_model` says why)."""
+    p = Path(source)
+    if not p.exists() and (PACKAGED_DIR / str(source)).is_dir():
+        p = PACKAGED_DIR / str(source)
+    if not p.exists():
+        return None
+    p = resolve_checkpoint(p)
+    card_file = p.parent / MODEL_CARD if p.is_file() else p / MODEL_CARD
+    return ModelCard.read(card_file) if card_file.is_file() else None
+
+
+def _exportable(source: str | Path, use_ema: bool) -> tuple[ModelCard, torch.nn.Module, Path]:
+    """The card, the loaded model and the weights file it came from, for a puzzle model or an agent
+    policy (whose card names the agent's model)."""
+    from hrm.agent.policy import MODEL_NAME as AGENT_MODEL
+    from hrm.agent.policy import card_for, load_policy
+
+    card = _card_at(source)
+    if card is not None and card.model == AGENT_MODEL:
+        agent = load_policy(source, use_ema=use_ema)
+        return card_for(agent.policy, agent.extra), agent.policy, agent.source
+    loaded = load_model(source, use_ema=use_ema)
+    return loaded.card, loaded.model, loaded.source
+
+
 def export_model(
     source: str | Path, out_dir: str | Path, use_ema: bool = True, overwrite: bool = False
 ) -> Path:
@@ -408,17 +435,17 @@ def export_model(
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
     check_export_target(out, source)
-    loaded = load_model(source, use_ema=use_ema)
-    extra = dict(loaded.card.extra or {})
-    extra["exported_from"] = f"{loaded.source.parent.name}/{loaded.source.name}"
-    card = ModelCard(loaded.card.model, loaded.card.config, loaded.card.loss_type, extra)
+    loaded_card, module, source_file = _exportable(source, use_ema)
+    extra = dict(loaded_card.extra or {})
+    extra["exported_from"] = f"{source_file.parent.name}/{source_file.name}"
+    card = ModelCard(loaded_card.model, loaded_card.config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_quietly(tmp)
         tmp.mkdir()
-        _save_tensors(_contiguous_state(loaded.model), tmp / WEIGHTS)
+        _save_tensors(_contiguous_state(module), tmp / WEIGHTS)
         write_file(tmp / MODEL_CARD, card.to_json())
         for f in tmp.iterdir():
             f.chmod(0o644)  # readable by everyone, as files meant to be shared or packaged

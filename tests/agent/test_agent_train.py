@@ -129,3 +129,42 @@ def test_the_cli_records_demos_and_plays_an_episode(tiny_demos, tmp_path, tiny, 
     )
     assert json.loads(trace.read_text())["seed"] == 1000001
     assert main(["agent", "play", str(tmp_path / "nope")]) == 1
+
+
+def test_an_agent_run_exports_to_a_directory_that_loads_the_same_policy(tiny_demos, tmp_path, tiny, capsys):
+    run = train(_cfg(tiny_demos, tmp_path, tiny, "eval_interval=null", "ema=true")).run_dir
+    out = tmp_path / "exported"
+    assert main(["export", str(run), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    card = json.loads((out / "model.json").read_text())
+    assert card["model"] == "hrm-agent" and card["extra"]["level"] == "UnlockLocal"
+    exported, original = load_policy(out).policy, load_policy(run).policy  # EMA weights by default
+    for (name, a), (_, b) in zip(exported.state_dict().items(), original.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert main(["agent", "eval", str(out), "--episodes", "2", "--no-ablations"]) == 0
+    assert main(["export", str(run), str(out)]) != 0  # an earlier export is replaced only with --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_replay_reflects_only_the_episodes_it_is_told_to(tiny_demos, tiny):
+    import numpy as np
+
+    from hrm.agent import demos, world
+    from hrm.agent.policy import AgentPolicy, PolicyConfig
+    from hrm.agent.replay import replay
+
+    ds = demos.load(tiny_demos[0])
+    policy = AgentPolicy(PolicyConfig(**tiny))
+    chosen = np.array([0, 1])
+    plain, flipped = replay(policy, ds, chosen), replay(policy, ds, chosen, np.array([False, True]))
+    n = int(ds.offsets[1])  # the first episode's steps come first
+    assert torch.equal(plain.obs.image[:n], flipped.obs.image[:n])
+    assert torch.equal(flipped.obs.image[n:], plain.obs.image[n:].flip(1))
+    mirror = torch.as_tensor(world.MIRROR_ACTION)
+    assert torch.equal(flipped.actions[n:], mirror[plain.actions[n:]])
+    assert torch.equal(flipped.obs.prev_action[n:], mirror[plain.obs.prev_action[n:]])
+    assert torch.equal(
+        flipped.obs.direction[n:], torch.as_tensor(world.MIRROR_DIRECTION)[plain.obs.direction[n:]]
+    )
+    assert torch.equal(flipped.subgoals, plain.subgoals)
+    assert (ds.actions == demos.load(tiny_demos[0]).actions).all()  # the demonstrations are untouched

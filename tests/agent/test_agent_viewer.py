@@ -30,6 +30,18 @@ def test_the_agent_api_plays_the_packaged_agent_and_refuses_unknown_models():
         assert c.get("/api/agent/job/nope").status_code == 404
 
 
+def test_the_agent_api_measures_success_on_held_out_seeds_of_another_level():
+    with TestClient(create_app(), base_url=BASE) as c:
+        r = c.post("/api/agent/evaluate", json={"level": "UnlockLocalDist", "episodes": 6})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["level"] == "UnlockLocalDist" and out["trained_on"] == "UnlockLocal"
+        assert out["episodes"] == 6 and out["seed_first"] == 1_000_000 and 0 <= out["success"] <= 1
+        assert c.post("/api/agent/evaluate", json={"episodes": 101}).status_code == 422
+        assert c.post("/api/agent/evaluate", json={"level": "NoSuchLevel"}).status_code in (400, 422)
+        assert c.post("/api/agent/evaluate", json={"model": "job:nope"}).status_code == 404
+
+
 @pytest.mark.slow
 def test_a_fine_tune_runs_in_the_background_with_live_records_and_can_then_be_played():
     with TestClient(create_app(), base_url=BASE) as c:

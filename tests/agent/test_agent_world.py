@@ -72,3 +72,49 @@ def test_a_corrupt_demo_directory_is_reported(tmp_path):
         demos.load(tmp_path)
     with pytest.raises(DataError, match="not a demonstration"):
         demos.load(tmp_path / "nothing")
+
+
+def test_the_bot_sub_goals_are_named_by_what_they_are_for():
+    import itertools
+
+    ds = demos.generate("UnlockLocal", 12, progress=False)
+    plans = set()
+    for e in range(ds.episodes):
+        lo, hi = int(ds.offsets[e]), int(ds.offsets[e + 1])
+        names = [world.SUBGOALS[i] for i in ds.subgoals[lo:hi]]
+        plans.add(tuple(k for k, _ in itertools.groupby(n for n in names if n != "Explore")))
+        for name, action in zip(names, ds.actions[lo:hi]):
+            if name in ("PickupKey", "OpenDoor"):  # the step that carries the sub-goal out
+                assert world.ACTION_NAMES[action] == {"PickupKey": "pickup", "OpenDoor": "toggle"}[name]
+    assert plans == {("GoToKey", "PickupKey", "GoToDoor", "OpenDoor")}
+    pickup = demos.generate("UnlockPickup", 3, progress=False)
+    seen = {world.SUBGOALS[i] for i in pickup.subgoals}
+    assert {"GoToObj", "PickupObj", "Drop"} <= seen  # the box after the door
+    assert world.SUBGOALS[-1] == "Other" and len(set(world.SUBGOALS)) == len(world.SUBGOALS)
+
+
+def test_the_mirror_augmentation_is_the_view_of_the_reflected_world():
+    from minigrid.core.grid import Grid
+
+    for seed in range(6):
+        env = world.make_env("UnlockPickup")
+        world.reset(env, seed)
+        u = env.unwrapped
+        for turn in range(4):
+            u.agent_dir = turn
+            view = u.gen_obs()["image"]
+            w, h = u.grid.width, u.grid.height
+            reflected = Grid(w, h)
+            for x in range(w):
+                for y in range(h):
+                    reflected.set(w - 1 - x, y, u.grid.get(x, y))
+            saved = (u.grid, u.agent_pos)
+            u.grid, u.agent_pos = reflected, (w - 1 - u.agent_pos[0], u.agent_pos[1])
+            u.agent_dir = int(world.MIRROR_DIRECTION[turn])
+            assert np.array_equal(u.gen_obs()["image"], view[::-1])
+            u.grid, u.agent_pos = saved
+    left, right = world.ACTION_NAMES.index("left"), world.ACTION_NAMES.index("right")
+    assert world.MIRROR_ACTION[left] == right and world.MIRROR_ACTION[right] == left
+    assert (world.MIRROR_ACTION[world.MIRROR_ACTION] == np.arange(len(world.MIRROR_ACTION))).all()
+    words = world.tokenize_mission("pick up the ball on your left")
+    assert [world.MISSION_WORDS[i] for i in world.MIRROR_WORD[words] if i != world.PAD][-1] == "right"

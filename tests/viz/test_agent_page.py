@@ -96,3 +96,16 @@ def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):  # noq
     page.wait_for_selector("#agent-player-b .agent-svg[data-t='2']")
     _no_error(page)
     shoot(page, "agent")
+
+    # Generalization: both models on held-out seeds of every level, one row per level.
+    page.fill("#gen-episodes", "3")
+    page.click("#agent-generalize")
+    page.wait_for_selector("#gen-status[data-status='done']", timeout=300_000)
+    _no_error(page)
+    levels = page.request.get(agent_server.url + "api/agent/info").json()["levels"]
+    rows = page.locator("#agent-gen tr[data-level]")
+    assert rows.count() == len(levels)
+    for i, level in enumerate(levels):
+        cells = rows.nth(i).locator("td[data-success]")
+        assert rows.nth(i).get_attribute("data-level") == level and cells.count() == 2
+        assert all(0 <= float(cells.nth(k).get_attribute("data-success")) <= 1 for k in range(2))

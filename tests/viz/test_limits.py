@@ -551,7 +551,9 @@ def check_refused(response) -> None:
 
 
 @given(
-    path=st.sampled_from(["/api/solve", "/api/generate", "/api/agent/play", "/api/agent/finetune"]),
+    path=st.sampled_from(
+        ["/api/solve", "/api/generate", "/api/agent/play", "/api/agent/finetune", "/api/agent/evaluate"]
+    ),
     body=BAD_BODIES,
     ctype=CONTENT_TYPES,
 )
@@ -595,6 +597,7 @@ ROUTED = {
     "/api/agent/info",
     "/api/agent/play",
     "/api/agent/finetune",
+    "/api/agent/evaluate",
     *QUERY_ENDPOINTS,
     *(f"/static/{name}" for name in server.STATIC_FILES),
 }
@@ -635,6 +638,7 @@ def test_fuzz_paths_and_methods(fuzz_client, prefix, tail, method):
             "/api/generate",
             "/api/agent/info",
             "/api/agent/play",
+            "/api/agent/evaluate",
         ]
     ),
     method=st.sampled_from(["PUT", "DELETE", "PATCH"]),

@@ -39,7 +39,7 @@ import numpy as np
 from hrm.agent import world
 from hrm.errors import ConfigError, DataError
 
-FORMAT = "hrm-agent-demos/1"
+FORMAT = "hrm-agent-demos/2"  # 2: the named sub-goals of world.SUBGOALS
 DEMOS_FILE = "demos.npz"
 META_FILE = "meta.json"
 TEST_SEED_BASE = 1_000_000

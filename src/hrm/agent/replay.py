@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hrm.agent import world
 from hrm.agent.demos import DemoSet
 from hrm.agent.policy import START_ACTION, AgentPolicy, ObsBatch, State
 
@@ -39,11 +40,29 @@ def _steps_of(demos: DemoSet, indices: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(ids), np.concatenate(owner), np.concatenate(times)
 
 
+def _mirror(
+    steps: np.ndarray, images: np.ndarray, directions: np.ndarray, missions: np.ndarray, *actions: np.ndarray
+) -> None:
+    """Reflect the chosen steps' worlds left-right, in place (see world.MIRROR_DIRECTION)."""
+    images[steps] = images[steps][:, ::-1]
+    directions[steps] = world.MIRROR_DIRECTION[directions[steps]]
+    missions[steps] = world.MIRROR_WORD[missions[steps]]
+    for a in actions:
+        a[steps] = world.MIRROR_ACTION[a[steps]]
+
+
 @torch.no_grad()
-def replay(policy: AgentPolicy, demos: DemoSet, indices: np.ndarray) -> Replay:
+def replay(
+    policy: AgentPolicy, demos: DemoSet, indices: np.ndarray, mirrored: np.ndarray | None = None
+) -> Replay:
+    """The chosen episodes replayed; `mirrored[k]` true: episode k as its left-right reflection."""
     ids, owner, times = _steps_of(demos, indices)
     prev = np.where(times == 0, START_ACTION, demos.actions[np.maximum(ids - 1, 0)].astype(np.int64))
-    obs = ObsBatch.from_numpy(demos.images[ids], demos.directions[ids], demos.missions[indices][owner], prev)
+    images, directions = demos.images[ids], demos.directions[ids].astype(np.int64)
+    missions, actions = demos.missions[indices][owner], demos.actions[ids].astype(np.int64)
+    if mirrored is not None:
+        _mirror(np.nonzero(mirrored[owner])[0], images, directions, missions, prev, actions)
+    obs = ObsBatch.from_numpy(images, directions, missions, prev)
     d = policy.config.hidden_size
     from hrm.agent.policy import TOKENS
 
@@ -68,7 +87,7 @@ def replay(policy: AgentPolicy, demos: DemoSet, indices: np.ndarray) -> Replay:
         state = (new_h, new_l)
     return Replay(
         obs=obs,
-        actions=torch.as_tensor(demos.actions[ids], dtype=torch.long),
+        actions=torch.as_tensor(actions, dtype=torch.long),
         subgoals=torch.as_tensor(demos.subgoals[ids], dtype=torch.long),
         z_H=z_H,
         z_L=z_L,

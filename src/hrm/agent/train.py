@@ -50,7 +50,8 @@ class AgentTrainConfig(BaseModel):
     lr_warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    subgoal_weight: float = 0.5
+    subgoal_weight: float = 1.0
+    mirror: bool = False  # each sampled episode also as its left-right reflection, half the time
 
     ema: bool = False
     ema_rate: float = 0.995
@@ -213,7 +214,8 @@ def train(
                 break
             lr = schedule.apply(optimizers, step)
             chosen = sampler.choice(train_set.episodes, size=min(cfg.batch_episodes, train_set.episodes))
-            r = replay(policy, train_set, chosen)
+            mirrored = sampler.random(len(chosen)) < 0.5 if cfg.mirror else None
+            r = replay(policy, train_set, chosen, mirrored)
             policy.train()
             action_logits, subgoal_logits = step_logits(policy, r)
             action_loss = F.cross_entropy(action_logits, r.actions)

@@ -36,8 +36,13 @@ OBJECT_COUNT, COLOR_COUNT, STATE_COUNT = 11, 6, 3
 ACTION_NAMES: tuple[str, ...] = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
 DONE = ACTION_NAMES.index("done")
 
-# The bot's sub-goals, as the policy's sub-goal head predicts them ("none": the bot's plan is empty).
-SUBGOALS: tuple[str, ...] = ("none", "GoNextTo", "Open", "Pickup", "Drop", "Close", "Explore")
+# The bot's sub-goals, as the policy's sub-goal head predicts them: the top of the bot's plan stack
+# after `replan()`, named by what it is for (see `subgoal_of`). "Other": an empty plan, closing a
+# door, or going to a bare position (not one it explores).
+SUBGOALS: tuple[str, ...] = (
+    "GoToKey", "PickupKey", "GoToDoor", "OpenDoor", "GoToObj", "PickupObj", "Drop", "Explore", "Other",
+)  # fmt: skip
+_OTHER = SUBGOALS.index("Other")
 
 PAD, UNK = 0, 1
 MISSION_WORDS: tuple[str, ...] = (
@@ -121,12 +126,67 @@ def encode_obs(obs: dict[str, Any]) -> EncodedObs:
     return EncodedObs(image=image, direction=int(obs["direction"]), mission=tokenize_mission(obs["mission"]))
 
 
+def _target_type(bot: Any, subgoal: Any) -> str | None:
+    """The object type a bot sub-goal is about: its described or referenced object, or for a bare
+    position (and for Pickup, which has none) whatever lies there / in front of the agent."""
+    from minigrid.core.world_object import WorldObj
+
+    datum = subgoal.datum
+    if datum is not None and hasattr(datum, "type") and isinstance(datum.type, str):
+        return str(datum.type)  # an ObjDesc or a WorldObj
+    env = bot.mission.unwrapped
+    if datum is None:
+        pos = env.front_pos
+    elif isinstance(datum, WorldObj):
+        return str(datum.type)
+    else:
+        pos = tuple(datum)
+    w, h = env.grid.width, env.grid.height
+    if not (0 <= pos[0] < w and 0 <= pos[1] < h):
+        return None
+    cell = env.grid.get(int(pos[0]), int(pos[1]))
+    return None if cell is None else str(cell.type)
+
+
+# A world reflected left-right (x -> width-1-x) is another valid world of the same level: each
+# egocentric view is flipped along its x axis, facing right and facing left swap, turning left and
+# turning right swap, and so do the words "left" and "right". Sub-goals are unchanged.
+MIRROR_DIRECTION = np.array([2, 1, 0, 3])
+MIRROR_ACTION = np.arange(len(ACTION_NAMES) + 1)  # (+1: the policy's "no previous action")
+MIRROR_ACTION[[ACTION_NAMES.index("left"), ACTION_NAMES.index("right")]] = [
+    ACTION_NAMES.index("right"),
+    ACTION_NAMES.index("left"),
+]
+MIRROR_WORD = np.arange(len(MISSION_WORDS))
+MIRROR_WORD[[MISSION_WORDS.index("left"), MISSION_WORDS.index("right")]] = [
+    MISSION_WORDS.index("right"),
+    MISSION_WORDS.index("left"),
+]
+
+
 def subgoal_of(bot: Any) -> int:
-    """The bot's current sub-goal as an index of SUBGOALS."""
+    """The bot's current sub-goal as an index of SUBGOALS: the top of its plan stack, named by kind
+    (GoNextTo, Pickup, Open, Drop, Explore) and, for going and picking up, by the object's type."""
     if not bot.stack:
-        return 0
-    name = type(bot.stack[-1]).__name__.removesuffix("Subgoal")
-    return SUBGOALS.index(name) if name in SUBGOALS else 0
+        return _OTHER
+    top = bot.stack[-1]
+    name = type(top).__name__.removesuffix("Subgoal")
+    if name == "GoNextTo":
+        if top.reason == "Explore":
+            return SUBGOALS.index("Explore")
+        target = _target_type(bot, top)
+        if target == "key":
+            return SUBGOALS.index("GoToKey")
+        if target == "door":
+            return SUBGOALS.index("GoToDoor")
+        return SUBGOALS.index("GoToObj") if target in ("ball", "box") else _OTHER
+    if name == "Pickup":
+        return SUBGOALS.index("PickupKey" if _target_type(bot, top) == "key" else "PickupObj")
+    if name == "Open":
+        return SUBGOALS.index("OpenDoor")
+    if name in ("Drop", "Explore"):
+        return SUBGOALS.index(name)
+    return _OTHER
 
 
 def make_bot(env: Any) -> Any:

@@ -8,6 +8,8 @@ background worker with live curves.
                                   demos, then behaviour cloning from `model` in a background thread
                                   (hierarchy false: the flat baseline of the same size, from scratch)
     GET  /api/agent/job/{job}     {status, records (metrics.jsonl's), error, model}
+    POST /api/agent/evaluate      {model, level, episodes} -> success and steps vs the bot on
+                                  held-out seeds of the level (the page's generalization view)
 
 A model is a packaged agent's name or `job:<id>` (a finished fine-tune): the page never names a
 path on the server. Everything the page draws (symbols, colours, actions, sub-goals) comes from
@@ -32,6 +34,7 @@ from hrm.checkpoint import PACKAGED_DIR
 from hrm.viz.server import ApiError, StrictRequest, json_body, json_response, run_work
 
 MAX_JOBS = 4
+MAX_EVAL_EPISODES = 100  # per level and request: a few seconds of work
 
 
 def available() -> bool:
@@ -115,6 +118,12 @@ class FineTuneRequest(StrictRequest):
     eval_episodes: int = Field(default=20, ge=1, le=200)
 
 
+class EvaluateRequest(StrictRequest):
+    model: str = Field(default="agent-unlocklocal", max_length=80)
+    level: str = Field(default="UnlockLocal", max_length=40, pattern=r"^[A-Za-z0-9-]+$")
+    episodes: int = Field(default=30, ge=1, le=MAX_EVAL_EPISODES)
+
+
 async def info(request: Request) -> Response:
     from hrm.agent import world
 
@@ -143,6 +152,36 @@ async def play_endpoint(request: Request) -> Response:
         return play(
             policy, req.level, req.seed, ablation=req.ablation, model=req.model, max_steps=req.max_steps
         )
+
+    return json_response(await run_work(request, run))
+
+
+async def evaluate_endpoint(request: Request) -> Response:
+    _need_agent()
+    req = await json_body(request, EvaluateRequest)
+    source = _agents(request).resolve(req.model)
+
+    def run(job: Any) -> dict[str, Any]:
+        from hrm.agent import demos, world
+        from hrm.agent.evaluate import run_episodes, summarize
+        from hrm.agent.policy import load_policy
+
+        loaded = load_policy(source)
+        held_out = demos.generate(req.level, req.episodes, split="test", progress=False)
+        seeds = held_out.seeds.tolist()
+        bot_steps = dict(zip(seeds, held_out.lengths().tolist()))
+        summary = summarize(run_episodes(loaded.policy, req.level, seeds, shadow=False), bot_steps)
+        trained_on = loaded.extra.get("level")
+        return {
+            "model": req.model,
+            "level": world.level_name(req.level),
+            "trained_on": trained_on if isinstance(trained_on, str) else None,
+            "episodes": len(seeds),
+            "seed_first": seeds[0] if seeds else None,
+            "success": summary["success"],
+            "mean_steps": summary["mean_steps"],
+            "steps_vs_bot": summary.get("steps_vs_bot"),
+        }
 
     return json_response(await run_work(request, run))
 
@@ -245,4 +284,5 @@ def routes() -> list[Route]:
         Route("/api/agent/play", play_endpoint, methods=["POST"]),
         Route("/api/agent/finetune", finetune_endpoint, methods=["POST"]),
         Route("/api/agent/job/{job:str}", job_endpoint, methods=["GET"]),
+        Route("/api/agent/evaluate", evaluate_endpoint, methods=["POST"]),
     ]

@@ -1321,7 +1321,7 @@
     }
     fillSelect($("agent-model"), agentModels(), true);
     fillSelect($("agent-after"), agentModels(), true);
-    for (const id of ["agent-play", "agent-compare", "ft-start"]) $(id).disabled = !ok;
+    for (const id of ["agent-play", "agent-compare", "ft-start", "agent-generalize"]) $(id).disabled = !ok;
   }
 
   function renderFineTune() {
@@ -1406,6 +1406,36 @@
     }
   }
 
+  async function measureGeneralization() {
+    const models = [...new Set([$("agent-model").value, $("agent-after").value].filter(Boolean))];
+    const episodes = Number($("gen-episodes").value);
+    if (!(episodes >= 1 && episodes <= 100)) return setStatus("Episodes per level: 1 to 100.", "error");
+    const table = $("agent-gen");
+    table.textContent = "";
+    table.appendChild(el("tr", {}, [el("th", { text: "level" }), ...models.map((m) => el("th", { text: m }))]));
+    $("agent-generalize").disabled = true;
+    $("gen-status").removeAttribute("data-status");
+    try {
+      for (const level of A.info.levels) {
+        const row = el("tr", { "data-level": level }, [el("td", { text: level })]);
+        table.appendChild(row);
+        for (const model of models) {
+          $("gen-status").textContent = model + " on " + level + "…";
+          const r = await api("/api/agent/evaluate", { model: model, level: level, episodes: episodes });
+          const seen = r.trained_on === r.level ? " (its level, unseen seeds)" : "";
+          row.appendChild(el("td", { "data-success": r.success, text: pct(r.success) + (r.steps_vs_bot ? " · " + fmt(r.steps_vs_bot, 2) + "× bot steps" : "") + seen }));
+        }
+      }
+      $("gen-status").textContent = episodes + " held-out seeds per level, from " + A.info.levels.length + " levels";
+      $("gen-status").setAttribute("data-status", "done");
+    } catch (err) {
+      $("gen-status").textContent = "";
+      setStatus(err.message, "error");
+    } finally {
+      $("agent-generalize").disabled = false;
+    }
+  }
+
   function wireAgent() {
     $("agent-play").addEventListener("click", () => playEpisodes([$("agent-model").value]));
     $("agent-compare").addEventListener("click", () => playEpisodes([$("agent-model").value, $("agent-after").value]));
@@ -1417,6 +1447,7 @@
     $("agent-speed").addEventListener("change", () => { if (A.timer) { stopAgentPlay(); toggleAgentPlay(); } });
     $("ft-hierarchy").addEventListener("change", (e) => { $("ft-freeze").disabled = !e.target.checked; if (!e.target.checked) $("ft-freeze").value = ""; });
     $("ft-start").addEventListener("click", startFineTune);
+    $("agent-generalize").addEventListener("click", measureGeneralization);
   }
 
   // ------------------------------------------------------------------------------------------
