@@ -33,7 +33,7 @@ from common import RESULTS, machine
 from hrm.agent import demos
 from hrm.agent.evaluate import run_episodes, summarize
 from hrm.agent.policy import load_policy
-from hrm.agent.train import load_agent_config, train
+from hrm.agent.train import FINE_TUNE_STEPS, fine_tune_config, train
 
 # name -> (base policy in --bases, or None for scratch; hierarchy; freeze)
 VARIANTS: dict[str, tuple[str | None, bool, str | None]] = {
@@ -96,7 +96,10 @@ def main() -> None:
     ap.add_argument("--subsets", type=int, default=3, help="disjoint demonstration subsets per size")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--test-episodes", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=300, help="training steps per run")
+    ap.add_argument("--steps", type=int, default=FINE_TUNE_STEPS, help="training steps per run")
+    ap.add_argument(
+        "--mirror", action=argparse.BooleanOptionalAction, default=True, help="reflection augmentation"
+    )
     ap.add_argument("--work", default=None, help="demos and runs go here (replaced; default under runs/)")
     ap.add_argument("--table", nargs="+", metavar="FILE", help="only print the table of these result files")
     args = ap.parse_args()
@@ -112,12 +115,9 @@ def main() -> None:
         for kind in {v[0] for v in VARIANTS.values() if v[0]}:
             if not (bases / f"{kind}-seed{seed}").is_dir():
                 sys.exit(f"{bases / f'{kind}-seed{seed}'}: missing; run benchmarks/agent.py --seeds first")
-    arch = load_policy(bases / f"hrm-seed{args.seeds[0]}").policy.config.model_dump()
-    arch.pop("hierarchy")
     t0 = time.perf_counter()
     pool = demos.generate(args.level, max(args.demos) * args.subsets, progress=False)
     test = demos.generate(args.level, args.test_episodes, split="test", progress=False)
-    test_dir = demos.save(test, work / "demos-test")
     demo_s = time.perf_counter() - t0
     seeds = test.seeds.tolist()
     bot_steps = dict(zip(seeds, test.lengths().tolist()))
@@ -139,32 +139,25 @@ def main() -> None:
                 for name in args.variants:
                     base, hierarchy, freeze = VARIANTS[name]
                     run_dir = work / f"run-{n}-{k}-{seed}-{list(VARIANTS).index(name)}"
-                    overrides = [
-                        f"level={args.level}",
-                        f"demos={train_dir}",
-                        f"eval_demos={test_dir}",
-                        f"run_dir={run_dir}",
-                        f"seed={seed}",
-                        f"steps={args.steps}",
-                        "lr_warmup_steps=10",
-                        "eval_interval=null",
-                        "eval_episodes=1",
-                        "progress=false",
-                        "tensorboard=false",
-                        "threads=1",
-                        f"hierarchy={str(hierarchy).lower()}",
-                        *[f"arch.{a}={b}" for a, b in arch.items()],
-                    ]
-                    if base:
-                        overrides.append(f"init_from={bases / f'{base}-seed{seed}'}")
-                    if freeze:
-                        overrides.append(f"freeze={freeze}")
+                    cfg = fine_tune_config(
+                        bases / f"{base or 'hrm'}-seed{seed}",
+                        train_dir,
+                        run_dir,
+                        level=args.level,
+                        steps=args.steps,
+                        init=base is not None,
+                        hierarchy=hierarchy,
+                        freeze=freeze,
+                        seed=seed,
+                        overrides=[f"mirror={str(args.mirror).lower()}"],
+                    )
                     cpu = time.process_time()
-                    train(load_agent_config(None, overrides))
+                    train(cfg)
                     train_s = time.process_time() - cpu
                     policy = load_policy(run_dir).policy
                     s = summarize(run_episodes(policy, args.level, seeds, shadow=False), bot_steps)
                     row = {
+                        "mirror": args.mirror,
                         "demos": n,
                         "subset": k,
                         "seed": seed,

@@ -7,7 +7,8 @@
    says whether it reached 95% exact accuracy on the held-out puzzles, and lets it solve new puzzles
    with fewer givens than it trained on;
 4. writes a self-contained HTML report (the reasoning traces and the training curve) and prints its path;
-then, with the agent extra, the shipped BabyAI agent (`agent-unlocklocal`) plays held-out episodes.
+then, with the agent extra, the shipped BabyAI agent (`agent-unlocklocal`) plays held-out episodes
+and is fine-tuned on UnlockPickup from 10 bot demonstrations (success before and after).
 """
 
 from __future__ import annotations
@@ -139,7 +140,40 @@ def agent_part(workdir: Path) -> dict[str, Any] | None:
         f"steps, agrees with a shadow bot on {summary['shadow_agreement']:.0%} of steps"
     )
     print(f"     one episode ({trace['mission']!r}, {trace['steps']} steps): {path.resolve()}")
-    return summary
+    return {**summary, "fine_tune": fine_tune_part(workdir)}
+
+
+FINE_TUNE_LEVEL = "UnlockPickup"
+FINE_TUNE_DEMOS = 10
+FINE_TUNE_EPISODES = 50
+
+
+def fine_tune_part(workdir: Path) -> dict[str, Any]:
+    """The shipped agent fine-tuned on a new level from a few bot demonstrations: success on held-out
+    seeds before and after."""
+    from hrm.agent import demos
+    from hrm.agent.evaluate import eval_seeds, run_episodes, summarize
+    from hrm.agent.policy import load_policy
+    from hrm.agent.train import fine_tune_config, train
+    from hrm.fileio import remove_quietly
+
+    level, n = FINE_TUNE_LEVEL, FINE_TUNE_DEMOS
+    print(f"+    fine-tuning it on {level} from {n} bot demonstrations (1 CPU thread)")
+    root = workdir / "agent-finetune"
+    remove_quietly(root)
+    train_dir = demos.save(demos.generate(level, n, progress=False), root / "demos")
+    seeds = eval_seeds(FINE_TUNE_EPISODES)
+    before = summarize(run_episodes(load_policy(AGENT).policy, level, seeds, shadow=False))["success"]
+    started = time.perf_counter()
+    cfg = fine_tune_config(AGENT, train_dir, root / "run", level=level)
+    train(cfg)
+    seconds = time.perf_counter() - started
+    after = summarize(run_episodes(load_policy(root / "run").policy, level, seeds, shadow=False))["success"]
+    print(
+        f"     success on {len(seeds)} held-out {level} episodes: {before:.0%} before, {after:.0%} after "
+        f"({cfg.steps} steps, {seconds:.0f} s): {(root / 'run').resolve()}"
+    )
+    return {"level": level, "demos": n, "before": before, "after": after, "seconds": seconds}
 
 
 def _indent(text: str, n: int) -> str:

@@ -99,6 +99,55 @@ def load_agent_config(recipe: str | Path | None, overrides: list[str]) -> AgentT
     return cfg
 
 
+FINE_TUNE_STEPS = 300  # the fine-tuning benchmark's and `hrm demo`'s
+
+
+def fine_tune_config(
+    base: str | Path,
+    demos: str | Path,
+    run_dir: str | Path,
+    *,
+    level: str,
+    steps: int = FINE_TUNE_STEPS,
+    init: bool = True,
+    hierarchy: bool | None = None,
+    freeze: str | None = None,
+    eval_demos: str | Path | None = None,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+) -> AgentTrainConfig:
+    """A quiet one-thread fine-tuning run with the architecture of the policy `base`, starting from its
+    weights (`init`) unless the hierarchy asked for differs from base's (then the other model of the
+    same size, from scratch), with the reflection augmentation (`mirror`: it matters most when the
+    demonstrations are few; README, "Fine-tuning"). Later `overrides` win."""
+    arch = load_policy(base).policy.config.model_dump()
+    base_hierarchy = bool(arch.pop("hierarchy"))
+    hierarchy = base_hierarchy if hierarchy is None else hierarchy
+    items = [
+        f"level={level}",
+        f"demos={demos}",
+        f"run_dir={run_dir}",
+        f"steps={steps}",
+        f"seed={seed}",
+        f"hierarchy={str(hierarchy).lower()}",
+        "lr_warmup_steps=10",
+        "mirror=true",
+        "eval_interval=null",
+        "eval_episodes=1",
+        "progress=false",
+        "tensorboard=false",
+        "threads=1",
+        *[f"arch.{k}={v}" for k, v in arch.items()],
+    ]
+    if eval_demos is not None:
+        items.append(f"eval_demos={eval_demos}")
+    if init and hierarchy == base_hierarchy:
+        items.append(f"init_from={base}")
+    if freeze:
+        items.append(f"freeze={freeze}")
+    return load_agent_config(None, items + list(overrides or []))
+
+
 @dataclass
 class AgentRunResult:
     run_dir: Path

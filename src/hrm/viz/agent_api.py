@@ -188,7 +188,8 @@ async def evaluate_endpoint(request: Request) -> Response:
 
 def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
     from hrm.agent import demos
-    from hrm.agent.train import load_agent_config, train
+    from hrm.agent.policy import load_policy
+    from hrm.agent.train import fine_tune_config, train
 
     try:
         job.tmp = tempfile.TemporaryDirectory(prefix="hrm-agent-ft-")
@@ -198,32 +199,24 @@ def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
         held_out = demos.generate(req.level, req.eval_episodes, split="test", progress=False)
         demos.save(held_out, root / "demos-test")
         job.status = "training"
-        overrides = [
-            f"level={req.level}",
-            f"demos={root / 'demos'}",
-            f"eval_demos={root / 'demos-test'}",
-            f"run_dir={root / 'run'}",
-            f"steps={req.steps}",
-            "lr_warmup_steps=1",
-            f"log_interval={max(1, min(5, req.steps // 10))}",
-            f"eval_interval={max(1, req.steps // 4)}",
-            f"eval_episodes={req.eval_episodes}",
-            "progress=false",
-            "tensorboard=false",
-            "threads=1",
-        ]
-        from hrm.agent.policy import load_policy
-
-        arch = load_policy(source).policy.config.model_dump()
-        hierarchy = req.hierarchy
-        if bool(arch.pop("hierarchy")) == hierarchy:
-            overrides.append(f"init_from={source}")  # the same architecture: start from the model
-        else:
-            job.from_scratch = True  # the other architecture cannot take the model's weights
-        if req.freeze:
-            overrides.append(f"freeze={req.freeze}")
-        overrides += [f"arch.{k}={v}" for k, v in arch.items()] + [f"hierarchy={str(hierarchy).lower()}"]
-        result = train(load_agent_config(None, overrides), on_log=job.records.append)
+        job.from_scratch = bool(load_policy(source).policy.config.hierarchy) != req.hierarchy
+        cfg = fine_tune_config(
+            source,
+            root / "demos",
+            root / "run",
+            level=req.level,
+            steps=req.steps,
+            hierarchy=req.hierarchy,
+            freeze=req.freeze,
+            eval_demos=root / "demos-test",
+            overrides=[
+                "lr_warmup_steps=1",
+                f"log_interval={max(1, min(5, req.steps // 10))}",
+                f"eval_interval={max(1, req.steps // 4)}",
+                f"eval_episodes={req.eval_episodes}",
+            ],
+        )
+        result = train(cfg, on_log=job.records.append)
         job.run_dir = result.run_dir
         job.status = "done"
     except Exception as exc:  # reported to the page
