@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -92,6 +93,43 @@ class ModelCard:
         except (OSError, ValueError, RecursionError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise CheckpointError(f"{path}: not a valid model card ({reason})") from None
+
+
+class CardFields(BaseModel):
+    """The reader's card of a shipped model (`hrm export --card FILE.yaml` stores it in model.json
+    as extra.card, with the parameter count added): what it is, what it learnt from, how to train it
+    again, what that cost, what it scores with the command that measured it, where it is weak."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1, max_length=2000)
+    architecture: str = Field(min_length=1, max_length=2000)
+    data: str = Field(min_length=1, max_length=2000)
+    recipe: list[str] = Field(min_length=1, max_length=50)  # the commands, in order
+    cpu_time: str = Field(min_length=1, max_length=500)
+    results: list[dict[str, str | int | float | None]] = Field(min_length=1, max_length=200)  # table rows
+    measured_with: str = Field(min_length=1, max_length=1000)  # the command that printed `results`
+    weaknesses: list[str] = Field(min_length=1, max_length=50)
+
+
+def read_card_fields(path: str | Path) -> dict[str, Any]:
+    """A card YAML file, checked; ConfigError naming the file and the first problem."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_CARD_BYTES:
+            raise ConfigError(f"{p}: larger than {MAX_CARD_BYTES >> 10} KiB")
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"--card {p}: cannot read it ({reason})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--card {p}: a card is a mapping of {', '.join(CardFields.model_fields)}")
+    try:
+        return CardFields(**data).model_dump()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"--card {p}: {where}: {err['msg']}") from None
 
 
 def _contiguous_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -408,7 +446,7 @@ def _card_at(source: str | Path) -> ModelCard | None:
     return ModelCard.read(card_file) if card_file.is_file() else None
 
 
-def _exportable(source: str | Path, use_ema: bool) -> tuple[ModelCard, torch.nn.Module, Path]:
+def load_exportable(source: str | Path, use_ema: bool = True) -> tuple[ModelCard, torch.nn.Module, Path]:
     """The card, the loaded model and the weights file it came from, for a puzzle model or an agent
     policy (whose card names the agent's model)."""
     from hrm.agent.policy import MODEL_NAME as AGENT_MODEL
@@ -423,21 +461,29 @@ def _exportable(source: str | Path, use_ema: bool) -> tuple[ModelCard, torch.nn.
 
 
 def export_model(
-    source: str | Path, out_dir: str | Path, use_ema: bool = True, overwrite: bool = False
+    source: str | Path,
+    out_dir: str | Path,
+    use_ema: bool = True,
+    overwrite: bool = False,
+    card_file: str | Path | None = None,
 ) -> Path:
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
     reads. EMA weights are taken when present unless ``use_ema`` is false. Written to a temporary
     directory (files and directories fsynced) and renamed, so a failed export leaves nothing
     half-written. With ``overwrite`` an existing `out_dir` is replaced only when it is an earlier
-    export (see `check_export_target`)."""
+    export (see `check_export_target`). ``card_file``: a YAML model card (`CardFields`) to include."""
     out = Path(out_dir)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
     check_export_target(out, source)
-    loaded_card, module, source_file = _exportable(source, use_ema)
+    fields = read_card_fields(card_file) if card_file is not None else None
+    loaded_card, module, source_file = load_exportable(source, use_ema)
     extra = dict(loaded_card.extra or {})
-    extra["exported_from"] = f"{source_file.parent.name}/{source_file.name}"
+    # An export of an export keeps where the weights first came from.
+    extra.setdefault("exported_from", f"{source_file.parent.name}/{source_file.name}")
+    if fields is not None:
+        extra["card"] = {**fields, "parameters": sum(p.numel() for p in module.parameters())}
     card = ModelCard(loaded_card.model, loaded_card.config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]

@@ -48,13 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write a trained model as model.safetensors + model.json (the packaged-model form)",
         description="Export a run (its latest checkpoint), a checkpoint dir or a weights file to a "
-        "self-contained directory that `hrm solve --model DIR` and `hrm.load_model(DIR)` read. "
-        "EMA weights are used when the run kept them.",
+        "self-contained directory that `hrm solve --model DIR` and `hrm.load_model(DIR)` read; an "
+        "agent run (`hrm agent train`) exports the same way. EMA weights are used when the run kept "
+        "them.",
     )
     p.add_argument("model", help="run dir, checkpoint dir, weights file or reference checkpoint dir")
     p.add_argument("out", help="directory to write")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if EMA weights exist")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--card", metavar="FILE.yaml", help="a model card to include (fields: see cards/*.yaml)")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser(
@@ -79,7 +81,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from hrm.checkpoint import export_model
 
-    out = export_model(args.model, args.out, use_ema=not args.no_ema, overwrite=args.overwrite)
+    out = export_model(
+        args.model, args.out, use_ema=not args.no_ema, overwrite=args.overwrite, card_file=args.card
+    )
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
     return 0

@@ -1,0 +1,66 @@
+"""Every shipped model carries a model card (cards/NAME.yaml, stored in its model.json by
+`hrm export --card`), and a bad card file is refused with one line naming it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrm.checkpoint import PACKAGED_DIR, ModelCard, load_exportable, read_card_fields
+from hrm.errors import ConfigError
+
+CARDS = Path(__file__).resolve().parents[1] / "cards"
+SHIPPED = sorted(d.name for d in PACKAGED_DIR.iterdir() if (d / "model.json").is_file())
+
+
+def test_the_shipped_models_are_the_carded_ones():
+    assert SHIPPED and sorted(p.stem for p in CARDS.glob("*.yaml")) == SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_carries_its_card_with_its_parameter_count(name):
+    card = ModelCard.read(PACKAGED_DIR / name / "model.json").extra["card"]
+    fields = {k: v for k, v in card.items() if k != "parameters"}
+    assert fields == read_card_fields(CARDS / f"{name}.yaml")  # the package has the source's card
+    _, model, _ = load_exportable(name)
+    assert card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert any(name in line for line in card["recipe"]) and card["measured_with"]
+
+
+def test_export_adds_a_card_and_keeps_where_the_weights_came_from(tmp_path, capsys):
+    from hrm.cli import main
+
+    out = tmp_path / "again"
+    assert main(["export", "sudoku-9x9", str(out), "--card", str(CARDS / "sudoku-9x9.yaml")]) == 0
+    extra = json.loads((out / "model.json").read_text())["extra"]
+    shipped = json.loads((PACKAGED_DIR / "sudoku-9x9" / "model.json").read_text())["extra"]
+    assert (
+        extra == shipped
+        and (out / "model.safetensors").read_bytes()
+        == (PACKAGED_DIR / "sudoku-9x9" / "model.safetensors").read_bytes()
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- a list\n", "a card is a mapping"),
+        ("summary: x\n", "architecture"),
+        (": : :\n", "cannot read it"),
+        (
+            yaml.safe_dump({**yaml.safe_load((CARDS / "sudoku-9x9.yaml").read_text()), "extra_field": 1}),
+            "extra_field",
+        ),
+    ],
+)
+def test_a_bad_card_is_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "card.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        read_card_fields(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="cannot read it"):
+        read_card_fields(tmp_path / "missing.yaml")
