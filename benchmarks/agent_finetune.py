@@ -94,6 +94,9 @@ def main() -> None:
     ap.add_argument("--level", default="UnlockPickup")
     ap.add_argument("--demos", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--subsets", type=int, default=3, help="disjoint demonstration subsets per size")
+    ap.add_argument(
+        "--only-subsets", type=int, nargs="+", help="run these subsets only (to split the work; see --table)"
+    )
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--test-episodes", type=int, default=200)
     ap.add_argument("--steps", type=int, default=FINE_TUNE_STEPS, help="training steps per run")
@@ -107,7 +110,12 @@ def main() -> None:
         print_table([json.loads(Path(f).read_text()) for f in args.table])
         return
     torch.set_num_threads(1)
+    subsets = args.only_subsets if args.only_subsets is not None else list(range(args.subsets))
+    if not all(0 <= k < args.subsets for k in subsets):
+        sys.exit(f"--only-subsets: each must be 0..{args.subsets - 1}")
     tag = "-".join(str(n) for n in args.demos)
+    if args.only_subsets is not None:
+        tag += "-subsets" + "".join(str(k) for k in subsets)
     work = Path(args.work or f"runs/bench-agent-finetune-{tag}")
     shutil.rmtree(work, ignore_errors=True)
     bases = Path(args.bases)
@@ -133,7 +141,7 @@ def main() -> None:
     path = RESULTS / f"agent-finetune-{args.level.lower()}-{tag}.json"
     runs: list[dict] = []
     for n in args.demos:
-        for k in range(args.subsets):
+        for k in subsets:
             train_dir = demos.save(subset(pool, k * n, n), work / f"demos-{n}-{k}")
             for seed in args.seeds:
                 for name in args.variants:

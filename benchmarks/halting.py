@@ -1,0 +1,178 @@
+"""Halting rules for a Sudoku model, compared on held-out puzzles: each puzzle is run for all of its
+segments once, every segment's answer and Q values are kept, and each rule is then applied to the
+same record (the answer of a rule is the one of the segment where it stops):
+
+- max: all segments (as the reference evaluates)
+- adaptive: the model's own Q halting (Q-halt > Q-continue, or Q-halt > 0 without Q-continue)
+- q>T: Q-halt logit above T
+- stable-K: the answer unchanged for K segments in a row
+- valid: the answer keeps the givens and satisfies every rule (the task's check; no solution used)
+- valid|q>T, valid|stable-K: whichever stops first
+
+Exact accuracy and mean segments per rule and set; the summary row pools all sets. Sets as in
+benchmarks/sudoku9_accuracy.py (same seeds, same cache); every puzzle has one solution, so an answer
+that keeps the givens and satisfies the rules is the solution (exact accuracy).
+
+    python benchmarks/halting.py --model sudoku-9x9 --count 1000 --extreme-count 200 --real-count 1000
+
+Writes benchmarks/results/halting-<model>.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import save, table
+from hrm import load_model
+from hrm.data.sudoku import parse_difficulties
+from hrm.inference import run_until_halted
+from hrm.inference.solve import parse_puzzle
+from hrm.tasks import task_named
+from hrm.tasks.base import SolveOptions
+from sudoku9_accuracy import REAL_17, held_out, real_slice
+
+
+class Recorder:
+    """Every segment's argmax answer and Q logits for all rows (with halt="max" no row leaves)."""
+
+    def __init__(self) -> None:
+        self.preds: list[torch.Tensor] = []
+        self.q_halt: list[torch.Tensor] = []
+        self.q_continue: list[torch.Tensor] = []
+
+    def begin(self, carry, active) -> None:
+        pass
+
+    def hook(self, kind, index, z_H, z_L) -> None:
+        pass
+
+    def end(self, outputs, halted) -> None:
+        self.preds.append(outputs["logits"].argmax(-1).cpu())
+        self.q_halt.append(outputs["q_halt_logits"].float().cpu())
+        self.q_continue.append(outputs["q_continue_logits"].float().cpu())
+
+
+def record_set(loaded, puzzles: list[str], batch: int) -> dict[str, np.ndarray]:
+    """Per puzzle and segment: valid (the answer passes the rule check, hence is the one solution),
+    Q-halt and Q-continue logits, and whether the answer is the same as the segment before's."""
+    c = loaded.model.config
+    task = task_named("sudoku")
+    parsed = [parse_puzzle(p, "sudoku", c, f"puzzle {i}") for i, p in enumerate(puzzles)]
+    options = SolveOptions(1, 0, None, 0, None)
+    enc = [task.encode(p, options) for p in parsed]
+    rows = np.concatenate([e.rows for e in enc])
+    ids = np.concatenate([e.identifiers for e in enc])
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("valid", "exact", "q_halt", "q_continue", "same")}
+    for lo in range(0, len(parsed), batch):
+        hi = min(len(parsed), lo + batch)
+        rec = Recorder()
+        run_until_halted(
+            loaded.model,
+            {
+                "inputs": torch.from_numpy(rows[lo:hi].astype(np.int32)),
+                "puzzle_identifiers": torch.from_numpy(ids[lo:hi].astype(np.int32)),
+            },
+            halt="max",
+            on_segment=rec,
+        )
+        preds = torch.stack(rec.preds, 1).numpy()  # [b, segments, 81]
+        valid = np.zeros(preds.shape[:2], dtype=bool)
+        for r in range(hi - lo):
+            p = parsed[lo + r]
+            for s in range(preds.shape[1]):
+                valid[r, s] = bool(task.check_grid(p.grid, task.decode(p, preds[r, s]))["valid"])
+        same = np.zeros(preds.shape[:2], dtype=bool)
+        same[:, 1:] = (preds[:, 1:] == preds[:, :-1]).all(-1)
+        out["valid"].append(valid)
+        out["exact"].append(valid)  # every puzzle here has one solution: a valid answer is it
+        out["q_halt"].append(torch.stack(rec.q_halt, 1).numpy())
+        out["q_continue"].append(torch.stack(rec.q_continue, 1).numpy())
+        out["same"].append(same)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def stops(rec: dict[str, np.ndarray], no_continue: bool) -> dict[str, np.ndarray]:
+    """For each rule, per puzzle, the boolean [N, segments] of where it would stop (the last segment
+    always stops)."""
+    q, qc, valid, same = rec["q_halt"], rec["q_continue"], rec["valid"], rec["same"]
+    rules: dict[str, np.ndarray] = {"max": np.zeros_like(valid)}
+    rules["adaptive"] = q > 0 if no_continue else q > qc
+    for t in (0.5, 1.0, 2.0, 4.0):
+        rules[f"q>{t:g}"] = q > t
+    for k in (2, 3, 4):
+        run = np.zeros(valid.shape, dtype=np.int64)  # segments in a row with the same answer
+        for s in range(1, valid.shape[1]):
+            run[:, s] = np.where(same[:, s], run[:, s - 1] + 1, 0)
+        rules[f"stable-{k}"] = run >= k - 1
+    rules["valid"] = valid
+    for name in ("q>1", "q>2", "stable-3", "adaptive"):
+        rules[f"valid|{name}"] = valid | rules[name]
+    for r in rules.values():
+        r[:, -1] = True
+    return rules
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="sudoku-9x9")
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--levels", default="easy,medium,hard,extreme")
+    ap.add_argument("--extreme-count", type=int, default=200)
+    ap.add_argument("--real", type=Path, default=REAL_17)
+    ap.add_argument("--real-count", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--cache", type=Path, default=Path("data/sudoku9-heldout"))
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sets: dict[str, list[str]] = {}
+    for level in parse_difficulties(args.levels):
+        sets[f"generated {level}"] = held_out(
+            level, args.extreme_count if level == "extreme" else args.count, args.seed, args.cache
+        )
+    if args.real.exists() and args.real_count > 0:
+        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+    loaded = load_model(args.model)
+    no_continue = bool(getattr(loaded.model.config, "no_ACT_continue", False))
+    records = {}
+    for name, puzzles in sets.items():
+        start = time.perf_counter()
+        records[name] = record_set(loaded, puzzles, args.batch)
+        print(
+            f"{name}: {len(puzzles)} puzzles x all segments in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+    rows = []
+    for name, rec in [
+        *records.items(),
+        (
+            "all sets",
+            {k: np.concatenate([r[k] for r in records.values()]) for k in next(iter(records.values()))},
+        ),
+    ]:
+        for rule, stop in stops(rec, no_continue).items():
+            seg = stop.argmax(1)  # the first segment where the rule stops
+            n = len(seg)
+            rows.append(
+                {
+                    "set": name,
+                    "puzzles": n,
+                    "rule": rule,
+                    "exact_accuracy": float(rec["exact"][np.arange(n), seg].mean()),
+                    "mean_segments": float((seg + 1).mean()),
+                }
+            )
+    print(table(rows, list(rows[0])))
+    path = save("halting-" + Path(args.model).name, rows, {"model": args.model, "seed": args.seed})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
