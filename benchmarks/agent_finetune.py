@@ -67,7 +67,10 @@ def cell(xs: list[float]) -> str:
 
 
 def print_table(results: list[dict]) -> None:
-    runs = [r for res in results for r in res["runs"]]
+    seen: dict[tuple, dict] = {}  # one run per configuration, when result files overlap
+    for r in (r for res in results for r in res["runs"]):
+        seen.setdefault((r["demos"], r["subset"], r["seed"], r["variant"]), r)
+    runs = list(seen.values())
     counts = sorted({r["demos"] for r in runs})
     first = results[0]
     print(
