@@ -95,7 +95,6 @@ def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):  # noq
     page.click("#agent-next")
     page.wait_for_selector("#agent-player-b .agent-svg[data-t='2']")
     _no_error(page)
-    shoot(page, "agent")
 
     # Generalization: both models on held-out seeds of every level, one row per level.
     page.fill("#gen-episodes", "3")
@@ -109,3 +108,5 @@ def test_watch_an_episode_then_fine_tune_and_compare(page, agent_server):  # noq
         cells = rows.nth(i).locator("td[data-success]")
         assert rows.nth(i).get_attribute("data-level") == level and cells.count() == 2
         assert all(0 <= float(cells.nth(k).get_attribute("data-success")) <= 1 for k in range(2))
+    page.evaluate("window.scrollTo(0, 0)")  # the full-page picture from the top (the header sticks)
+    shoot(page, "agent")
