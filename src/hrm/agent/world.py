@@ -129,18 +129,11 @@ def encode_obs(obs: dict[str, Any]) -> EncodedObs:
 def _target_type(bot: Any, subgoal: Any) -> str | None:
     """The object type a bot sub-goal is about: its described or referenced object, or for a bare
     position (and for Pickup, which has none) whatever lies there / in front of the agent."""
-    from minigrid.core.world_object import WorldObj
-
     datum = subgoal.datum
-    if datum is not None and hasattr(datum, "type") and isinstance(datum.type, str):
-        return str(datum.type)  # an ObjDesc or a WorldObj
+    if datum is not None and hasattr(datum, "type"):  # an ObjDesc (type None: any) or a WorldObj
+        return datum.type if isinstance(datum.type, str) else None
     env = bot.mission.unwrapped
-    if datum is None:
-        pos = env.front_pos
-    elif isinstance(datum, WorldObj):
-        return str(datum.type)
-    else:
-        pos = tuple(datum)
+    pos = env.front_pos if datum is None else tuple(datum)
     w, h = env.grid.width, env.grid.height
     if not (0 <= pos[0] < w and 0 <= pos[1] < h):
         return None
