@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from hrm.agent.evaluate import evaluate_policy, run_episodes
 from hrm.agent.play import AGENT_TRACE_SCHEMA, play
-from hrm.agent.policy import load_policy
+from hrm.agent.policy import AgentPolicy, load_policy
 from hrm.agent.train import load_agent_config, train
 from hrm.cli import main
 from hrm.errors import ConfigError
@@ -168,3 +168,39 @@ def test_replay_reflects_only_the_episodes_it_is_told_to(tiny_demos, tiny):
     )
     assert torch.equal(flipped.subgoals, plain.subgoals)
     assert (ds.actions == demos.load(tiny_demos[0]).actions).all()  # the demonstrations are untouched
+
+
+@pytest.mark.slow
+def test_a_small_policy_learns_a_small_level(tmp_path):
+    """Behaviour cloning works end to end: 100 bot episodes of GoToRedBallNoDists, 300 steps of a
+    small policy (about half a minute on one CPU thread), and it goes to the ball on held-out seeds,
+    which the untrained policy does not."""
+    from hrm.agent import demos
+    from hrm.agent.evaluate import eval_seeds, summarize
+
+    level = "BabyAI-GoToRedBallNoDists-v0"
+    train_dir = demos.save(demos.generate(level, 100, progress=False), tmp_path / "demos")
+    arch = {"hidden_size": 32, "num_heads": 2, "expansion": 2.0, "cell_dim": 8, "conv_channels": 16}
+    cfg = load_agent_config(
+        None,
+        [
+            f"level={level}",
+            f"demos={train_dir}",
+            f"run_dir={tmp_path / 'run'}",
+            "steps=300",
+            "lr=0.003",
+            "lr_warmup_steps=5",
+            "batch_episodes=16",
+            "eval_episodes=1",
+            "progress=false",
+            "tensorboard=false",
+            "threads=1",
+            *[f"arch.{k}={v}" for k, v in arch.items()],
+        ],
+    )
+    untrained = AgentPolicy(cfg.policy_config())
+    seeds = eval_seeds(40)
+    before = summarize(run_episodes(untrained, level, seeds, shadow=False))["success"]
+    train(cfg)
+    after = summarize(run_episodes(load_policy(cfg.run_dir).policy, level, seeds, shadow=False))["success"]
+    assert before <= 0.25 and after >= 0.9, (before, after)

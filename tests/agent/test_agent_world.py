@@ -118,3 +118,11 @@ def test_the_mirror_augmentation_is_the_view_of_the_reflected_world():
     assert (world.MIRROR_ACTION[world.MIRROR_ACTION] == np.arange(len(world.MIRROR_ACTION))).all()
     words = world.tokenize_mission("pick up the ball on your left")
     assert [world.MISSION_WORDS[i] for i in world.MIRROR_WORD[words] if i != world.PAD][-1] == "right"
+
+
+def test_demos_are_reproducible():
+    a, b = (demos.generate("UnlockPickup", 3, progress=False) for _ in range(2))
+    for field in ("images", "directions", "actions", "subgoals", "missions", "offsets", "seeds"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    c = demos.generate("UnlockPickup", 3, split="test", progress=False)
+    assert not set(a.seeds.tolist()) & set(c.seeds.tolist())
