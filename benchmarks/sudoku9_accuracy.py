@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=0, help="also run all of N segments (0: skip)")
     ap.add_argument("--extra-on", default="medium", help="sets for --views/--segments (levels, 'real')")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument(
+        "--halt-margin", type=float, default=0.0, help="adaptive halting's margin (0: the reference rule)"
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -102,7 +105,13 @@ def main() -> None:
         for halt, views, segments in runs:
             start = time.perf_counter()
             sols = solve_many(
-                loaded, puzzles, halt=halt, batch_size=args.batch, views=views, segments=segments
+                loaded,
+                puzzles,
+                halt=halt,
+                batch_size=args.batch,
+                views=views,
+                segments=segments,
+                halt_margin=args.halt_margin,
             )
             seconds = time.perf_counter() - start
             rows.append(
@@ -123,11 +132,11 @@ def main() -> None:
     latency = []
     one = next(iter(sets.values()))[0]
     for halt, views in [("adaptive", 1), ("max", 1)] + ([("adaptive", args.views)] if args.views > 1 else []):
-        solve(loaded, one, halt=halt, views=views)  # warm-up
+        solve(loaded, one, halt=halt, views=views, halt_margin=args.halt_margin)  # warm-up
         times = []
         for _ in range(21):
             start = time.perf_counter()
-            sol = solve(loaded, one, halt=halt, views=views)
+            sol = solve(loaded, one, halt=halt, views=views, halt_margin=args.halt_margin)
             times.append(time.perf_counter() - start)
         latency.append(
             {
@@ -145,7 +154,13 @@ def main() -> None:
     path = save(
         "sudoku9_accuracy",
         rows,
-        {"model": args.model, "seed": args.seed, "single_solve": latency, "threads": torch.get_num_threads()},
+        {
+            "model": args.model,
+            "seed": args.seed,
+            "halt_margin": args.halt_margin,
+            "single_solve": latency,
+            "threads": torch.get_num_threads(),
+        },
     )
     print(f"wrote {path}")
 

@@ -466,24 +466,32 @@ def export_model(
     use_ema: bool = True,
     overwrite: bool = False,
     card_file: str | Path | None = None,
+    halt_margin: float | None = None,
 ) -> Path:
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
     reads. EMA weights are taken when present unless ``use_ema`` is false. Written to a temporary
     directory (files and directories fsynced) and renamed, so a failed export leaves nothing
     half-written. With ``overwrite`` an existing `out_dir` is replaced only when it is an earlier
-    export (see `check_export_target`). ``card_file``: a YAML model card (`CardFields`) to include."""
+    export (see `check_export_target`). ``card_file``: a YAML model card (`CardFields`) to include;
+    ``halt_margin``: the default margin of adaptive halting when solving with it (`hrm.solve`)."""
     out = Path(out_dir)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
     check_export_target(out, source)
     fields = read_card_fields(card_file) if card_file is not None else None
+    if halt_margin is not None:
+        from hrm.inference.runner import check_run_options
+
+        check_run_options("max", None, halt_margin)
     loaded_card, module, source_file = load_exportable(source, use_ema)
     extra = dict(loaded_card.extra or {})
     # An export of an export keeps where the weights first came from.
     extra.setdefault("exported_from", f"{source_file.parent.name}/{source_file.name}")
     if fields is not None:
         extra["card"] = {**fields, "parameters": sum(p.numel() for p in module.parameters())}
+    if halt_margin is not None:
+        extra["halt_margin"] = float(halt_margin)
     card = ModelCard(loaded_card.model, loaded_card.config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]

@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if EMA weights exist")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--card", metavar="FILE.yaml", help="a model card to include (fields: see cards/*.yaml)")
+    p.add_argument(
+        "--halt-margin",
+        type=float,
+        metavar="M",
+        help="the margin adaptive halting uses by default when solving with this model (see hrm solve)",
+    )
     p.set_defaults(handler=_export)
 
     p = sub.add_parser(
@@ -82,7 +88,12 @@ def _export(args: argparse.Namespace) -> int:
     from hrm.checkpoint import export_model
 
     out = export_model(
-        args.model, args.out, use_ema=not args.no_ema, overwrite=args.overwrite, card_file=args.card
+        args.model,
+        args.out,
+        use_ema=not args.no_ema,
+        overwrite=args.overwrite,
+        card_file=args.card,
+        halt_margin=args.halt_margin,
     )
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")

@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="adaptive",
         help="adaptive: stop when the Q head says so (default); max: run every segment, as evaluation does",
     )
+    p.add_argument(
+        "--halt-margin",
+        type=float,
+        default=None,
+        metavar="M",
+        help="adaptive halting stops once Q-halt exceeds Q-continue (or 0) by M "
+        "(default: the model card's halt_margin, else 0, the reference rule)",
+    )
     p.add_argument("--trace", metavar="PATH", help="write the reasoning trace of the puzzle as JSON")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -221,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         arc_max_views=args.max_views,
         views=args.views,
         segments=args.segments,
+        halt_margin=args.halt_margin,
     )
     if args.trace:
         write_trace(solutions[0].trace, args.trace)

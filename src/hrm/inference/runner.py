@@ -3,18 +3,20 @@
 Evaluation, solving, tracing and the benchmarks all call `run_until_halted`. A row that halts is
 frozen: it leaves the batch and keeps the answer of that segment (its logits, tokens, Q values and
 segment count). With `halt="max"` every row runs `max_segments` segments, as the reference evaluates;
-with `halt="adaptive"` the Q head stops each row as soon as it says so.
+with `halt="adaptive"` the Q head stops each row as soon as it says so, by `halt_margin` more than
+the reference rule asks (0: the reference rule).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
 from hrm.errors import HRMError
-from hrm.limits import MAX_SEGMENTS
+from hrm.limits import MAX_HALT_MARGIN, MAX_SEGMENTS
 from hrm.models import HALT_MODES, ACTModel, Carry, HaltMode, StepHook, cpu_rows_per_slice
 
 Batch = dict[str, torch.Tensor]
@@ -43,8 +45,8 @@ class Halted:
     steps: torch.Tensor  # [B] segments run
 
 
-def check_run_options(halt: str, max_segments: int | None) -> None:
-    """HRMError for a halting mode or segment count the runner cannot take."""
+def check_run_options(halt: str, max_segments: int | None, halt_margin: float = 0.0) -> None:
+    """HRMError for a halting mode, segment count or halting margin the runner cannot take."""
     if halt not in HALT_MODES:
         raise HRMError(f"halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
     if max_segments is not None and (
@@ -53,6 +55,15 @@ def check_run_options(halt: str, max_segments: int | None) -> None:
         or not 1 <= max_segments <= MAX_SEGMENTS
     ):
         raise HRMError(f"segments must be a whole number in 1..{MAX_SEGMENTS}, got {max_segments!r}")
+    if (
+        not isinstance(halt_margin, (int, float))
+        or isinstance(halt_margin, bool)
+        or not math.isfinite(halt_margin)
+        or abs(halt_margin) > MAX_HALT_MARGIN
+    ):
+        raise HRMError(
+            f"halt margin must be a number in -{MAX_HALT_MARGIN:g}..{MAX_HALT_MARGIN:g}, got {halt_margin!r}"
+        )
 
 
 @torch.no_grad()
@@ -63,11 +74,12 @@ def run_until_halted(
     halt: HaltMode = "max",
     max_segments: int | None = None,
     on_segment: SegmentObserver | None = None,
+    halt_margin: float = 0.0,
 ) -> Halted:
     """Run `batch` ({"inputs", "puzzle_identifiers"}, and optionally "labels") through the model in
     evaluation mode until every row halted, at most `max_segments` segments (None: the model's
     `halt_max_steps`). On a CPU the rows are reasoned over in cache-sized slices (same numbers)."""
-    check_run_options(halt, max_segments)
+    check_run_options(halt, max_segments, halt_margin)
     limit = model.config.halt_max_steps if max_segments is None else max_segments
     was_training = model.training
     model.eval()
@@ -82,7 +94,15 @@ def run_until_halted(
             if on_segment is not None:
                 on_segment.begin(carry, active)
             slices = cpu_rows_per_slice(model.config, active.numel(), device)
-            carry, out = model(carry, batch, hook, halt=halt, max_segments=limit, rows_per_slice=slices)
+            carry, out = model(
+                carry,
+                batch,
+                hook,
+                halt=halt,
+                max_segments=limit,
+                rows_per_slice=slices,
+                halt_margin=float(halt_margin),
+            )
             halted = carry.halted
             if on_segment is not None:
                 on_segment.end(out, halted)

@@ -12,7 +12,8 @@ A puzzle is text (a Sudoku string, a maze as rows over `# SGo`), an ARC task (a 
 kind's `Task` parses, encodes and reads back the answer.
 
 Halting: `halt="adaptive"` lets the Q head stop each puzzle as soon as it says so (Q-halt > Q-continue,
-or Q-halt > 0 for a TRM trained without Q-continue); `halt="max"` runs every segment, as the published
+or Q-halt > 0 for a TRM trained without Q-continue), by a margin: `halt_margin`, else the model card's
+`halt_margin`, else 0 (the reference rule); `halt="max"` runs every segment, as the published
 evaluation does. The answer of a puzzle is the one of the segment where it halted.
 
 Traces (`trace=True`) record every segment and every inner update of a puzzle (see `hrm.inference.trace`).
@@ -132,6 +133,7 @@ class Solution:
     trace: dict[str, Any] | None = None
     views: int = 1  # symmetric views solved (see `solve`)
     agreement: int | None = None  # with views > 1: how many views gave this answer
+    halt_margin: float = 0.0  # the margin adaptive halting used
 
     @property
     def task(self) -> Task:
@@ -160,9 +162,11 @@ class Solution:
 
     def summary(self) -> str:
         agree = f"; {self.agreement} of {self.views} views agree" if self.views > 1 else ""
+        margin = f", margin {self.halt_margin:g}" if self.halt == "adaptive" and self.halt_margin else ""
         return (
-            f"{self.verdict()}; segments {self.segments} of {self.max_segments} ({self.halt} halting); "
-            f"halting confidence {self.confidence:.3f}{agree}; {self.seconds:.3f} s"
+            f"{self.verdict()}; segments {self.segments} of {self.max_segments} "
+            f"({self.halt} halting{margin}); halting confidence {self.confidence:.3f}{agree}; "
+            f"{self.seconds:.3f} s"
         )
 
     def to_dict(self, include_trace: bool = False) -> dict[str, Any]:
@@ -177,6 +181,7 @@ class Solution:
             "segments": self.segments,
             "max_segments": self.max_segments,
             "halt": self.halt,
+            "halt_margin": self.halt_margin,
             "confidence": finite(round(self.confidence, 6)),
             "q_halt": finite(round(self.q_halt, 6)),
             "seconds": round(self.seconds, 6),
@@ -213,6 +218,7 @@ class ResolvedModel:
     source: str | None
     label: str
     identifier_names: list[str] | None
+    halt_margin: float = 0.0  # the model card's margin for adaptive halting (0: the reference rule)
 
 
 def resolve_model(model: Any, identifiers: Any = None) -> ResolvedModel:
@@ -226,7 +232,13 @@ def resolve_model(model: Any, identifiers: Any = None) -> ResolvedModel:
     else:
         raise HRMError(f"expected a model (ACTModel, LoadedModel or a path), got a {type(model).__name__}")
     label = f"model {source}" if source else "the model"
-    return ResolvedModel(act, source, label, identifier_names(act, source, extra, identifiers))
+    margin = extra.get("halt_margin", 0.0)
+    try:
+        check_run_options("max", None, margin)
+    except HRMError as exc:
+        raise HRMError(f"{label}: its card's {exc}") from None
+    names = identifier_names(act, source, extra, identifiers)
+    return ResolvedModel(act, source, label, names, float(margin))
 
 
 def identifier_names(
@@ -298,6 +310,7 @@ def run_rows(
     batch_size: int,
     max_segments: int | None,
     trace_rows: Sequence[int] = (),
+    halt_margin: float = 0.0,
 ) -> RowResults:
     """Encoded rows [N, seq_len] through `run_until_halted`, `batch_size` rows at a time."""
     if batch_size < 1:
@@ -319,7 +332,9 @@ def run_rows(
         }
         local = [r - lo for r in wanted if lo <= r < hi]
         recorder = TraceRecorder(model, local) if local else None
-        out = run_until_halted(model, batch, halt=halt, max_segments=max_segments, on_segment=recorder)
+        out = run_until_halted(
+            model, batch, halt=halt, max_segments=max_segments, on_segment=recorder, halt_margin=halt_margin
+        )
         preds[lo:hi] = out.preds.cpu().numpy()
         q_halt[lo:hi] = out.q_halt.cpu().numpy()
         steps[lo:hi] = out.steps.cpu().numpy()
@@ -351,14 +366,16 @@ def solve_many(
     pca: bool = True,
     views: int = 1,
     segments: int | None = None,
+    halt_margin: float | None = None,
 ) -> list[Solution]:
     """Solve many puzzles of one kind in batches of `batch_size` rows; see `solve` for the arguments.
     `names` label each puzzle in errors (e.g. "puzzles.txt line 3"). With `trace`, every puzzle gets
     a trace (memory grows with the batch: trace few puzzles at a time)."""
-    check_run_options(halt, segments)
+    check_run_options(halt, segments, 0.0 if halt_margin is None else halt_margin)
     if not isinstance(views, int) or isinstance(views, bool) or not 1 <= views <= MAX_VIEWS:
         raise HRMError(f"views must be a whole number in 1..{MAX_VIEWS}, got {views!r}")
     resolved = resolve_model(model, identifiers)
+    margin = resolved.halt_margin if halt_margin is None else float(halt_margin)
     act = resolved.model
     c = act.config
     parsed: list[Puzzle] = []
@@ -385,6 +402,7 @@ def solve_many(
         batch_size=batch_size,
         max_segments=segments,
         trace_rows=[int(lo) for lo in bounds[:-1]] if trace else (),
+        halt_margin=margin,
     )
     limit = segments or c.halt_max_steps
     solutions = []
@@ -407,6 +425,7 @@ def solve_many(
             votes=ans.votes,
             views=views if task.symmetric_views else 1,
             agreement=ans.agreement,
+            halt_margin=margin,
         )
         record = results.traces.get(int(lo))
         if record is not None:
@@ -441,6 +460,7 @@ def solve(
     pca: bool = True,
     views: int = 1,
     segments: int | None = None,
+    halt_margin: float | None = None,
 ) -> Solution:
     """Solve one puzzle with `model` (an `ACTModel`, a `LoadedModel` from `hrm.load_model`, or anything
     `load_model` takes).
@@ -464,7 +484,9 @@ def solve(
     rules, else the one most views gave (`solution.agreement` views). The trace is the first view's.
 
     `segments` runs at most that many segments instead of the model's `halt_max_steps` (a recursive
-    model can go on refining past the number it was trained with).
+    model can go on refining past the number it was trained with). `halt_margin`: adaptive halting
+    stops a puzzle once Q-halt exceeds Q-continue (or 0) by this much; None: the model card's
+    `halt_margin` (the shipped Sudoku model's is 4: benchmarks/halting.py), else 0.
     """
     started = time.perf_counter()
     (solution,) = solve_many(
@@ -481,6 +503,7 @@ def solve(
         pca=pca,
         views=views,
         segments=segments,
+        halt_margin=halt_margin,
     )
     solution.seconds = time.perf_counter() - started
     if solution.trace is not None:

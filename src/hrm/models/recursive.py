@@ -337,8 +337,9 @@ class ACTModel(nn.Module):
 
     How a call runs is given by its arguments, never set on the model: `halt` (evaluation mode only),
     `max_segments` (None: the config's `halt_max_steps`), `exploration` (training mode: the draws of
-    the exploration rule, so that any number of processes agree; None draws locally) and
-    `rows_per_slice` (see `cpu_rows_per_slice`).
+    the exploration rule, so that any number of processes agree; None draws locally),
+    `rows_per_slice` (see `cpu_rows_per_slice`) and `halt_margin` (evaluation mode only: adaptive
+    halting needs `q_halt > margin`, or `q_halt > q_continue + margin`; 0 is the reference rule).
     """
 
     def __init__(self, inner: RecursiveInner, q_target: bool = True, halt_on_q_halt_only: bool = False):
@@ -373,6 +374,7 @@ class ACTModel(nn.Module):
         max_segments: int | None = None,
         exploration: ExplorationDraw | None = None,
         rows_per_slice: int | None = None,
+        halt_margin: float = 0.0,
     ) -> tuple[Carry, Batch]:
         c = self.config
         limit = c.halt_max_steps if max_segments is None else max_segments
@@ -391,7 +393,10 @@ class ACTModel(nn.Module):
             halted = last
             adaptive = self.training or halt == "adaptive"
             if adaptive and limit > 1:
-                halted = halted | ((q_halt > 0) if self.halt_on_q_halt_only else (q_halt > q_continue))
+                margin = 0.0 if self.training else halt_margin  # training halts as the reference does
+                halted = halted | (
+                    (q_halt > margin) if self.halt_on_q_halt_only else (q_halt > q_continue + margin)
+                )
             if self.training and limit > 1:
                 if exploration is not None:
                     uniform, draw = exploration(steps.shape[0])

@@ -34,7 +34,7 @@ from hrm.checkpoint import PACKAGED_DIR
 from hrm.viz.server import ApiError, StrictRequest, json_body, json_response, run_work
 
 MAX_JOBS = 4
-MAX_EVAL_EPISODES = 100  # per level and request: a few seconds of work
+MAX_GENERALIZATION_EPISODES = 100  # per level and request: a few seconds of work
 
 
 def available() -> bool:
@@ -121,7 +121,7 @@ class FineTuneRequest(StrictRequest):
 class EvaluateRequest(StrictRequest):
     model: str = Field(default="agent-unlocklocal", max_length=80)
     level: str = Field(default="UnlockLocal", max_length=40, pattern=r"^[A-Za-z0-9-]+$")
-    episodes: int = Field(default=30, ge=1, le=MAX_EVAL_EPISODES)
+    episodes: int = Field(default=30, ge=1, le=MAX_GENERALIZATION_EPISODES)
 
 
 async def info(request: Request) -> Response:
