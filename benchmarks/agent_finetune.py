@@ -61,6 +61,14 @@ def subset(ds: demos.DemoSet, first: int, n: int) -> demos.DemoSet:
     )
 
 
+NO_MIRROR = "no reflection"
+
+
+def label(run: dict) -> str:
+    """A run's row in the table: its variant, marked when it trained without the reflection."""
+    return run["variant"] if run.get("mirror", True) else f"{run['variant']}, {NO_MIRROR}"
+
+
 def cell(xs: list[float]) -> str:
     a = np.array(xs, dtype=float)
     return f"{a.mean():.3f} ({a.min():.3f}..{a.max():.3f}, n={len(a)})" if len(a) else "n/a"
@@ -69,7 +77,7 @@ def cell(xs: list[float]) -> str:
 def print_table(results: list[dict]) -> None:
     seen: dict[tuple, dict] = {}  # one run per configuration, when result files overlap
     for r in (r for res in results for r in res["runs"]):
-        seen.setdefault((r["demos"], r["subset"], r["seed"], r["variant"]), r)
+        seen.setdefault((r["demos"], r["subset"], r["seed"], label(r)), r)
     runs = list(seen.values())
     counts = sorted({r["demos"] for r in runs})
     first = results[0]
@@ -79,10 +87,10 @@ def print_table(results: list[dict]) -> None:
     )
     print("| policy | " + " | ".join(f"{n} demos" for n in counts) + " |")
     print("| --- |" + " --- |" * len(counts))
-    for name in VARIANTS:
-        cells = [
-            cell([r["success"] for r in runs if r["demos"] == n and r["variant"] == name]) for n in counts
-        ]
+    names = [n for n in VARIANTS if any(label(r) == n for r in runs)]
+    names += [f"{n}, {NO_MIRROR}" for n in VARIANTS if any(label(r) == f"{n}, {NO_MIRROR}" for r in runs)]
+    for name in names:
+        cells = [cell([r["success"] for r in runs if r["demos"] == n and label(r) == name]) for n in counts]
         print(f"| {name} | " + " | ".join(cells) + " |")
     base = {k: v for res in results for k, v in res.get("base_success", {}).items()}
     if base:
@@ -119,6 +127,8 @@ def main() -> None:
     tag = "-".join(str(n) for n in args.demos)
     if args.only_subsets is not None:
         tag += "-subsets" + "".join(str(k) for k in subsets)
+    if not args.mirror:
+        tag += "-nomirror"
     work = Path(args.work or f"runs/bench-agent-finetune-{tag}")
     shutil.rmtree(work, ignore_errors=True)
     bases = Path(args.bases)
