@@ -64,3 +64,8 @@ def test_a_bad_card_is_one_line_naming_the_file(tmp_path, text, message):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="cannot read it"):
         read_card_fields(tmp_path / "missing.yaml")
+
+
+def test_the_shipped_weights_stay_small():
+    total = sum(f.stat().st_size for f in PACKAGED_DIR.rglob("*") if f.is_file())
+    assert total < 30 * 2**20, f"shipped models take {total / 2**20:.1f} MiB"
