@@ -29,12 +29,11 @@ import torch
 
 from common import save, table
 from hrm import load_model
-from hrm.data.sudoku import parse_difficulties
 from hrm.inference import run_until_halted
 from hrm.inference.solve import parse_puzzle
 from hrm.tasks import task_named
 from hrm.tasks.base import SolveOptions
-from sudoku9_accuracy import REAL_17, held_out, real_slice
+from sudoku9_accuracy import add_set_arguments, held_out_sets
 
 
 class Recorder:
@@ -120,25 +119,13 @@ def stops(rec: dict[str, np.ndarray], no_continue: bool) -> dict[str, np.ndarray
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="sudoku-9x9")
-    ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--levels", default="easy,medium,hard,extreme")
-    ap.add_argument("--extreme-count", type=int, default=200)
-    ap.add_argument("--real", type=Path, default=REAL_17)
-    ap.add_argument("--real-count", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--cache", type=Path, default=Path("data/sudoku9-heldout"))
+    add_set_arguments(ap)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    sets: dict[str, list[str]] = {}
-    for level in parse_difficulties(args.levels):
-        sets[f"generated {level}"] = held_out(
-            level, args.extreme_count if level == "extreme" else args.count, args.seed, args.cache
-        )
-    if args.real.exists() and args.real_count > 0:
-        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+    sets = held_out_sets(args)
     loaded = load_model(args.model)
     no_continue = bool(getattr(loaded.model.config, "no_ACT_continue", False))
     records = {}

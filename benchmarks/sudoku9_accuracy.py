@@ -55,9 +55,8 @@ def real_slice(path: Path, count: int, seed: int) -> list[str]:
     return ["".join(map(str, coll.puzzles[i])) for i in pick]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="sudoku-9x9", help="packaged name, run dir or model dir")
+def add_set_arguments(ap: argparse.ArgumentParser) -> None:
+    """The held-out sets' options (shared with benchmarks/halting.py)."""
     ap.add_argument("--count", type=int, default=1000, help="generated puzzles per level")
     ap.add_argument("--levels", default="easy,medium,hard,extreme")
     ap.add_argument("--extreme-count", type=int, default=200, help="extreme puzzles (slow to make)")
@@ -67,6 +66,25 @@ def main() -> None:
     ap.add_argument(
         "--cache", type=Path, default=Path("data/sudoku9-heldout"), help="generated puzzles kept here"
     )
+
+
+def held_out_sets(args: argparse.Namespace, real: bool = True) -> dict[str, list[str]]:
+    """The generated sets per level and, with `real`, the 17-clue slice, by name."""
+    sets: dict[str, list[str]] = {}
+    for level in parse_difficulties(args.levels):
+        n = args.extreme_count if level == "extreme" else args.count
+        start = time.perf_counter()
+        sets[f"generated {level}"] = held_out(level, n, args.seed, args.cache)
+        print(f"{n} {level} puzzles ready in {time.perf_counter() - start:.0f} s", flush=True)
+    if real and args.real.exists() and args.real_count > 0:
+        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+    return sets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="sudoku-9x9", help="packaged name, run dir or model dir")
+    add_set_arguments(ap)
     ap.add_argument(
         "--generate-only", action="store_true", help="make (and cache) the puzzles, solve nothing"
     )
@@ -82,16 +100,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    sets: dict[str, list[str]] = {}
-    for level in parse_difficulties(args.levels):
-        n = args.extreme_count if level == "extreme" else args.count
-        start = time.perf_counter()
-        sets[f"generated {level}"] = held_out(level, n, args.seed, args.cache)
-        print(f"{n} {level} puzzles ready in {time.perf_counter() - start:.0f} s", flush=True)
+    sets = held_out_sets(args, real=not args.generate_only)
     if args.generate_only:
         return
-    if args.real.exists() and args.real_count > 0:
-        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
     extra_sets = {f"generated {x}" if x != "real" else "real 17-clue" for x in args.extra_on.split(",")}
 
     loaded = load_model(args.model)
