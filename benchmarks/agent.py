@@ -66,7 +66,7 @@ def main() -> None:
     other = {}  # held-out seeds of the other levels, with the bot's steps on each
     for level in args.generalize:
         held = demos.generate(level, args.test_episodes, split="test", progress=False)
-        other[level] = dict(zip(held.seeds.tolist(), held.lengths().tolist()))
+        other[level] = held.bot_steps()
     print(f"demos: {args.train_episodes} {args.level} episodes in {demo_s:.1f}s", flush=True)
     runs = []
     for seed in args.seeds:

@@ -141,7 +141,7 @@ def main() -> None:
     test = demos.generate(args.level, args.test_episodes, split="test", progress=False)
     demo_s = time.perf_counter() - t0
     seeds = test.seeds.tolist()
-    bot_steps = dict(zip(seeds, test.lengths().tolist()))
+    bot_steps = test.bot_steps()
     print(f"demos: {pool.episodes} train + {test.episodes} held-out in {demo_s:.0f}s", flush=True)
     base_success = {
         f"{kind}-seed{s}": summarize(

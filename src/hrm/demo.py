@@ -132,7 +132,7 @@ def agent_part(workdir: Path) -> dict[str, Any] | None:
     policy = load_policy(AGENT).policy
     bot = demos.generate("UnlockLocal", AGENT_EPISODES, split="test", progress=False)
     seeds = bot.seeds.tolist()
-    summary = summarize(run_episodes(policy, "UnlockLocal", seeds), dict(zip(seeds, bot.lengths().tolist())))
+    summary = summarize(run_episodes(policy, "UnlockLocal", seeds), bot.bot_steps())
     trace = play(policy, "UnlockLocal", seeds[0], model=AGENT)
     path = write_trace(trace, workdir / "agent-trace.json")
     print(

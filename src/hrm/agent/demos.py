@@ -135,6 +135,10 @@ class DemoSet:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def bot_steps(self) -> dict[int, int]:
+        """The bot's steps on each seed (what `evaluate.summarize` compares a policy's with)."""
+        return dict(zip(self.seeds.tolist(), self.lengths().tolist()))
+
 
 def generate(
     level: str,

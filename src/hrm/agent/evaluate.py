@@ -171,7 +171,7 @@ def evaluate_policy(
     """Everything above, on `episodes` held-out seeds of `level`."""
     held_out = demos_mod.generate(level, episodes, split="test", progress=progress)
     seeds = held_out.seeds.tolist()
-    bot_steps = dict(zip(seeds, held_out.lengths().tolist()))
+    bot_steps = held_out.bot_steps()
     report: dict[str, Any] = {"level": world.level_name(level), "episodes": len(seeds)}
     report.update(summarize(run_episodes(policy, level, seeds), bot_steps))
     report["bot_failures"] = len(held_out.meta["failures"])

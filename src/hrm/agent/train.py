@@ -239,11 +239,7 @@ def train(
         from hrm.agent.evaluate import eval_seeds, run_episodes, summarize, teacher_forced
 
         with preserved_rng(), ema_weights(policy, ema):
-            bot_steps = (
-                dict(zip(eval_set.seeds.tolist(), eval_set.lengths().tolist()))
-                if eval_set is not None
-                else None
-            )
+            bot_steps = eval_set.bot_steps() if eval_set is not None else None
             metrics: dict[str, Any] = summarize(
                 run_episodes(policy, cfg.level, eval_seeds(cfg.eval_episodes), shadow=False), bot_steps
             )

@@ -169,8 +169,7 @@ async def evaluate_endpoint(request: Request) -> Response:
         loaded = load_policy(source)
         held_out = demos.generate(req.level, req.episodes, split="test", progress=False)
         seeds = held_out.seeds.tolist()
-        bot_steps = dict(zip(seeds, held_out.lengths().tolist()))
-        summary = summarize(run_episodes(loaded.policy, req.level, seeds, shadow=False), bot_steps)
+        summary = summarize(run_episodes(loaded.policy, req.level, seeds, shadow=False), held_out.bot_steps())
         trained_on = loaded.extra.get("level")
         return {
             "model": req.model,
@@ -188,7 +187,6 @@ async def evaluate_endpoint(request: Request) -> Response:
 
 def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
     from hrm.agent import demos
-    from hrm.agent.policy import load_policy
     from hrm.agent.train import fine_tune_config, train
 
     try:
@@ -199,7 +197,6 @@ def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
         held_out = demos.generate(req.level, req.eval_episodes, split="test", progress=False)
         demos.save(held_out, root / "demos-test")
         job.status = "training"
-        job.from_scratch = bool(load_policy(source).policy.config.hierarchy) != req.hierarchy
         cfg = fine_tune_config(
             source,
             root / "demos",
@@ -216,6 +213,7 @@ def _finetune(job: FineTune, req: FineTuneRequest, source: str) -> None:
                 f"eval_episodes={req.eval_episodes}",
             ],
         )
+        job.from_scratch = cfg.init_from is None  # the other architecture cannot take the weights
         result = train(cfg, on_log=job.records.append)
         job.run_dir = result.run_dir
         job.status = "done"
