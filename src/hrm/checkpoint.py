@@ -57,6 +57,14 @@ EXPORT_FILES = frozenset({WEIGHTS, EMA_WEIGHTS, MODEL_CARD})
 PACKAGED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
+def named_path(source: str | Path) -> Path:
+    """`source` as a path, or the packaged model of that name when no such path exists."""
+    p = Path(source)
+    if not p.exists() and (PACKAGED_DIR / str(source)).is_dir():
+        return PACKAGED_DIR / str(source)
+    return p
+
+
 @dataclass
 class ModelCard:
     """What is needed to rebuild a model: its name, architecture config and loss."""
@@ -363,10 +371,8 @@ def load_model(
     it, a packaged model name (e.g. "sudoku-9x9"), or a reference checkpoint directory
     (`all_config.yaml` + `step_N`)."""
     text = str(path)
-    p = Path(text)
-    if not p.exists() and (PACKAGED_DIR / text).is_dir():
-        p = PACKAGED_DIR / text
-    elif not p.exists():
+    p = named_path(text)
+    if not p.exists():
         known = sorted(d.name for d in PACKAGED_DIR.iterdir() if d.is_dir()) if PACKAGED_DIR.is_dir() else []
         hint = f" (packaged models: {', '.join(known)})" if known else ""
         raise CheckpointError(f"model {text!r} is neither a file, a directory nor a packaged model{hint}")
@@ -415,10 +421,7 @@ def check_export_target(out: Path, source: str | Path) -> None:
     cwd = Path.cwd().resolve()
     if out.name in ("", ".", "..") or resolved == cwd or resolved in cwd.parents:
         raise StorageError(f"{refuse}: it is the current directory or one above it; give a new directory")
-    src = Path(source)
-    if not src.exists() and (PACKAGED_DIR / str(source)).is_dir():
-        src = PACKAGED_DIR / str(source)
-    src = src.resolve()
+    src = named_path(source).resolve()
     if resolved in (src, PACKAGED_DIR) or resolved in src.parents or PACKAGED_DIR in resolved.parents:
         raise StorageError(f"{refuse}: it holds the model being exported ({source}); give a new directory")
     if out.is_symlink() or not out.is_dir():
@@ -436,9 +439,7 @@ def check_export_target(out: Path, source: str | Path) -> None:
 def _card_at(source: str | Path) -> ModelCard | None:
     """The model card of what `source` names (a packaged model, run, checkpoint or weights file), or
     None where there is none to read (a reference checkpoint, a missing path: `load_model` says why)."""
-    p = Path(source)
-    if not p.exists() and (PACKAGED_DIR / str(source)).is_dir():
-        p = PACKAGED_DIR / str(source)
+    p = named_path(source)
     if not p.exists():
         return None
     p = resolve_checkpoint(p)
@@ -481,9 +482,9 @@ def export_model(
     check_export_target(out, source)
     fields = read_card_fields(card_file) if card_file is not None else None
     if halt_margin is not None:
-        from hrm.inference.runner import check_run_options
+        from hrm.inference.runner import check_halt_margin
 
-        check_run_options("max", None, halt_margin)
+        check_halt_margin(halt_margin)
     loaded_card, module, source_file = load_exportable(source, use_ema)
     extra = dict(loaded_card.extra or {})
     # An export of an export keeps where the weights first came from.

@@ -254,16 +254,14 @@ def load_policy(path: str | Path, use_ema: bool = True) -> LoadedPolicy:
     from hrm.checkpoint import (
         EMA_WEIGHTS,
         MODEL_CARD,
-        PACKAGED_DIR,
         WEIGHTS,
         ModelCard,
+        named_path,
         read_weights,
         resolve_checkpoint,
     )
 
-    p = Path(path)
-    if not p.exists() and (PACKAGED_DIR / str(path)).is_dir():
-        p = PACKAGED_DIR / str(path)
+    p = named_path(path)
     if not p.exists():
         raise CheckpointError(f"agent model {str(path)!r} is neither a directory nor a packaged model")
     p = resolve_checkpoint(p)

@@ -55,6 +55,11 @@ def check_run_options(halt: str, max_segments: int | None, halt_margin: float = 
         or not 1 <= max_segments <= MAX_SEGMENTS
     ):
         raise HRMError(f"segments must be a whole number in 1..{MAX_SEGMENTS}, got {max_segments!r}")
+    check_halt_margin(halt_margin)
+
+
+def check_halt_margin(halt_margin: object) -> None:
+    """HRMError unless `halt_margin` is a finite number within MAX_HALT_MARGIN of 0."""
     if (
         not isinstance(halt_margin, (int, float))
         or isinstance(halt_margin, bool)

@@ -34,7 +34,7 @@ import torch
 
 from hrm.checkpoint import LoadedModel, load_model, run_data_path
 from hrm.errors import DataError, HRMError
-from hrm.inference.runner import check_run_options, run_until_halted
+from hrm.inference.runner import check_halt_margin, check_run_options, run_until_halted
 from hrm.inference.trace import TraceRecorder, build_trace
 from hrm.limits import MAX_VIEWS
 from hrm.models import ACTModel, HaltMode
@@ -234,7 +234,7 @@ def resolve_model(model: Any, identifiers: Any = None) -> ResolvedModel:
     label = f"model {source}" if source else "the model"
     margin = extra.get("halt_margin", 0.0)
     try:
-        check_run_options("max", None, margin)
+        check_halt_margin(margin)
     except HRMError as exc:
         raise HRMError(f"{label}: its card's {exc}") from None
     names = identifier_names(act, source, extra, identifiers)
