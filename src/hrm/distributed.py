@@ -59,8 +59,12 @@ def setup(preference: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, finished: bool = False) -> None:
+    """Leave the process group. `finished`: every process got to its end, so they first wait for one
+    another; a process that leaves while another still talks to it can abort in gloo's destructor."""
     if info.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

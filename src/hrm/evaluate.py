@@ -187,11 +187,14 @@ def evaluate_cli(
     check_eval_options(batch_size, max_batches, out)
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     info = distributed.setup(device)
+    finished = False
     try:
-        return _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out)
+        metrics = _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out)
+        finished = True
+        return metrics
     finally:
         if not joined:  # leave a process group the caller set up to the caller
-            distributed.teardown(info)
+            distributed.teardown(info, finished)
 
 
 def _evaluate_cli(

@@ -311,3 +311,34 @@ def test_cli_prints_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("hrm: error:") and "line 3" in err and "\n" not in err
     assert not (tmp_path / "ds").exists()
+
+
+def test_hard_filter_scales_the_published_one_with_the_side():
+    assert maze.hard_min_path_length(maze.PUBLISHED_HARD_SIZE) == maze.PUBLISHED_HARD_MIN_PATH_LENGTH
+    assert [maze.hard_min_path_length(n) for n in (9, 11, 15)] == [34, 41, 56]
+
+
+def test_cli_hard_keeps_only_long_paths(tmp_path):
+    out = tmp_path / "ds"
+    assert data_cli.run_maze(cli_args("--count", "8", "--test-count", "4", "--size", "11", "--hard",
+                                      "--out", str(out))) == 0  # fmt: skip
+    for split in ("train", "test"):
+        _, sets = fmt.load_split(out, split)
+        arrays = sets["all"]
+        for e in range(arrays.num_examples):
+            q = np.asarray(arrays.inputs[e]).reshape(11, 11)
+            a = np.asarray(arrays.labels[e]).reshape(11, 11)
+            assert assert_label_is_shortest_path(q, a) >= maze.hard_min_path_length(11)
+
+
+def test_hardness_filters_do_not_apply_to_imports(tmp_path, capsys):
+    path = write_csv(tmp_path / "m.csv", sample_rows(3))
+    from hrm.cli import main
+
+    for flag in (["--hard"], ["--min-path-length", "5"]):
+        assert main(["data", "maze", "--from", str(path), *flag, "--out", str(tmp_path / "ds")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "do not apply to --from" in err and "\n" not in err
+    assert main(["data", "maze", "--hard", "--min-path-length", "5", "--out", str(tmp_path / "ds")]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()

@@ -200,13 +200,20 @@ def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
         default=maze.DEFAULT_SIZE,
         help=f"side N of generated N x N mazes (default {maze.DEFAULT_SIZE})",
     )
-    parser.add_argument(
+    hardness = parser.add_mutually_exclusive_group()
+    hardness.add_argument(
         "--min-path-length",
         type=int,
         default=None,
         metavar="L",
         help="only keep generated mazes whose shortest S->G path has at least L moves "
         f"(the published 30x30 hard set: {maze.PUBLISHED_HARD_MIN_PATH_LENGTH})",
+    )
+    hardness.add_argument(
+        "--hard",
+        action="store_true",
+        help="hard mazes: --min-path-length scaled from the published 30x30 set's "
+        f"{maze.PUBLISHED_HARD_MIN_PATH_LENGTH} with the side (ceil(111 * N / 30): 9 -> 34, 11 -> 41)",
     )
     parser.add_argument(
         "--loop-fraction",
@@ -240,7 +247,7 @@ def run_maze(args: argparse.Namespace) -> int:
             count=args.count,
             test_count=args.test_count,
             size=args.size,
-            min_path_length=args.min_path_length,
+            min_path_length=maze.hard_min_path_length(args.size) if args.hard else args.min_path_length,
             loop_fraction=args.loop_fraction,
             aug=args.aug,
             subsample=args.subsample,

@@ -61,8 +61,11 @@ def train(
     """Run (or resume, from the run directory `resume`) training. `on_log(record)` is called on the
     main process for every logged record."""
     info = distributed.setup(cfg.device)
+    finished = False
     try:
-        return _run(cfg, info, recipe, Path(resume) if resume else None, on_log)
+        result = _run(cfg, info, recipe, Path(resume) if resume else None, on_log)
+        finished = True
+        return result
     except (OSError, MemoryError) as exc:
         if isinstance(exc, OSError) and exc.errno not in WRITE_ERRNOS:
             raise
@@ -71,7 +74,7 @@ def train(
             + "; the checkpoints written so far are kept (hrm train --resume RUN_DIR continues)"
         ) from None
     finally:
-        distributed.teardown(info)
+        distributed.teardown(info, finished)
 
 
 def _run(
