@@ -473,9 +473,17 @@ def test_maze(page, maze_server):
     wait_ready(page, maze_server.url)
     assert page.input_value("#gen-size") == "7"  # the model's side
     assert page.input_value("#gen-kind") == "maze"
-    assert page.is_visible("#gen-size") and not page.is_visible("#gen-difficulty")
+    assert page.is_visible("#gen-size") and page.is_visible("#gen-difficulty")
+    assert [v for v, _ in options(page, "#gen-difficulty")] == ["any", "hard"]
     assert (page.get_attribute("#gen-size", "min"), page.get_attribute("#gen-size", "max")) == ("5", "30")
     page.select_option("#gen-kind", "maze")
+    page.select_option("#gen-difficulty", "hard")  # a hard 7x7 maze is refused, in words
+    page.click("#generate")
+    page.wait_for_selector("#status.error")
+    assert "a hard maze is at least 9x9" in page.inner_text("#status")
+    assert all("422" in e for e in page.errors)  # type: ignore[attr-defined]
+    page.errors.clear()  # type: ignore[attr-defined]  (the refusal's own console line)
+    page.select_option("#gen-difficulty", "any")
     page.click("#generate")
     page.wait_for_function("() => document.getElementById('puzzle-text').value.includes('S')")
     text = page.input_value("#puzzle-text")

@@ -199,7 +199,11 @@ def test_info_describes_the_kinds(bare):
     assert sudoku["boxes"] == {"4": [2, 2], "6": [2, 3], "9": [3, 3]}
     assert maze["boxes"] is None and arc["boxes"] is None
     assert sudoku["generate"] == {"sizes": [4, 6, 9], "difficulties": ["easy", "medium", "hard"]}
-    assert maze["generate"] == {"size_range": [5, 30], "difficulties": []}
+    assert maze["generate"] == {
+        "size_range": [5, 30],
+        "difficulties": ["any", "hard"],
+        "min_sizes": {"hard": 9},
+    }
     assert arc["generate"] is None
     assert [k["json_input"] for k in kinds] == [False, False, True]
     assert all(k["title"] and k["input_hint"] for k in kinds)
@@ -221,12 +225,16 @@ def test_described_sizes_and_difficulties_generate(client):
         # (a 4x4 Sudoku is always easy: the harder ones are asked of the largest size)
         size = high if "sizes" in offer else low
         for difficulty in offer["difficulties"] or [None]:
-            body = {"kind": kind["name"], "size": size, "seed": 0}
+            least = offer.get("min_sizes", {}).get(difficulty)
+            if least is not None:  # a level that needs a larger puzzle says so, and is refused below it
+                error_of(client.post("/api/generate", json={"kind": kind["name"], "size": least - 1,
+                                                            "difficulty": difficulty}), 422)  # fmt: skip
+            body = {"kind": kind["name"], "size": max(size, least or size), "seed": 0}
             if difficulty:
                 body["difficulty"] = difficulty
             r = client.post("/api/generate", json=body)
             assert r.status_code == 200, r.text
-            assert len(r.json()["grid"]) == size
+            assert len(r.json()["grid"]) == body["size"]
 
 
 def test_no_model_gives_a_clear_error(bare):
@@ -462,6 +470,22 @@ def test_generate_maze(client):
     out = client.post("/api/generate", json={"kind": "maze", "size": 9, "seed": 3}).json()
     assert len(out["grid"]) == 9 and out["text"].count("S") == 1 and out["text"].count("G") == 1
     assert any("o" in row for row in out["solution"])
+    assert out["difficulty"] == "any"
+
+
+@pytest.mark.parametrize("size", [9, 11, 30])
+def test_generate_hard_maze(client, size):
+    """A hard maze's path is as long as `hrm data maze --hard` asks of its size."""
+    from hrm.data.maze import hard_min_path_length
+
+    for seed in range(3):
+        body = {"kind": "maze", "size": size, "difficulty": "hard", "seed": seed}
+        out = client.post("/api/generate", json=body).json()
+        assert out["difficulty"] == "hard"
+        path_cells = sum(row.count("o") for row in out["solution"])
+        assert path_cells + 1 >= hard_min_path_length(size)  # moves = path cells + 1
+    msg = error_of(client.post("/api/generate", json={**body, "difficulty": "extreme"}), 422)
+    assert "'extreme' is not one of any, hard" in msg
 
 
 # ----------------------------------------------------------------------------------------------

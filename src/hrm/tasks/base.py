@@ -273,13 +273,13 @@ class Task(abc.ABC):
         dataset in `data_dir`, or None when it has none beyond the ACT metrics."""
         return None
 
-    def check_generate(self, size: int, difficulty: str) -> None:
+    def check_generate(self, size: int, difficulty: str | None) -> None:
         """ValueError when `generate` cannot make a puzzle of this size and difficulty (ones `describe`
-        offers; a kind without difficulty levels ignores it)."""
+        offers; None: the kind's default; a kind without difficulty levels ignores it)."""
         raise ValueError(f"{self.title} puzzles cannot be generated")
 
     def generate(
-        self, size: int, difficulty: str, rng: np.random.Generator, min_path_length: int | None = None
+        self, size: int, difficulty: str | None, rng: np.random.Generator, min_path_length: int | None = None
     ) -> dict[str, Any]:
         """A new puzzle: {"text", "grid", "solution", ...}."""
         raise DataError(f"{self.title} puzzles cannot be generated")

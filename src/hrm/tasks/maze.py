@@ -23,7 +23,10 @@ from hrm.tasks.base import (
 )
 
 MARKS = frozenset("#SGo")
-# The largest maze the viewer generates: the published 30x30 mazes.
+# What the viewer generates: any maze, or a hard one (`hrm data maze --hard`), from 9x9 (smaller sides
+# rarely have a path that long).
+MAZE_DIFFICULTIES = ("any", "hard")
+HARD_MIN_SIZE = 9
 
 
 def maze_chars(tokens: np.ndarray) -> Grid:
@@ -146,7 +149,11 @@ class MazeTask(Task):
             "style": "path",
             "cell_px": 30,
             "boxes": None,
-            "generate": {"size_range": [maze_data.MIN_SIZE, MAX_VIEWER_SIDE], "difficulties": []},
+            "generate": {
+                "size_range": [maze_data.MIN_SIZE, MAX_VIEWER_SIDE],
+                "difficulties": list(MAZE_DIFFICULTIES),
+                "min_sizes": {"hard": HARD_MIN_SIZE},
+            },
             "input_hint": "a maze (rows over '# SG')",
             "json_input": False,
             "score_series": list(self.score_series),
@@ -175,13 +182,27 @@ class MazeTask(Task):
         except ValueError:
             return None, "G cannot be reached from S"
 
-    def check_generate(self, size: int, difficulty: str) -> None:
+    def check_generate(self, size: int, difficulty: str | None) -> None:
         if not maze_data.MIN_SIZE <= size <= MAX_VIEWER_SIDE:
             low, high = maze_data.MIN_SIZE, MAX_VIEWER_SIDE
             raise ValueError(f"a generated maze is {low}x{low} to {high}x{high}, not {size}x{size}")
+        if difficulty is not None and difficulty not in MAZE_DIFFICULTIES:
+            levels = ", ".join(MAZE_DIFFICULTIES)
+            raise ValueError(f"maze difficulty {difficulty!r} is not one of {levels}")
+        if difficulty == "hard" and size < HARD_MIN_SIZE:
+            raise ValueError(f"a hard maze is at least {HARD_MIN_SIZE}x{HARD_MIN_SIZE}, not {size}x{size}")
 
     def generate(
-        self, size: int, difficulty: str, rng: np.random.Generator, min_path_length: int | None = None
+        self, size: int, difficulty: str | None, rng: np.random.Generator, min_path_length: int | None = None
     ) -> dict[str, Any]:
+        """`difficulty` "hard" keeps paths of at least `hrm data maze --hard`'s length (unless
+        `min_path_length` is given); "any" (or None) keeps every maze."""
+        if difficulty == "hard" and min_path_length is None:
+            min_path_length = maze_data.hard_min_path_length(size)
         inp, label = maze_data.generate_maze(size, rng, min_path_length=min_path_length, max_tries=200)
-        return {"text": maze_data.render_maze(inp), "grid": maze_chars(inp), "solution": maze_chars(label)}
+        return {
+            "text": maze_data.render_maze(inp),
+            "grid": maze_chars(inp),
+            "solution": maze_chars(label),
+            "difficulty": difficulty or MAZE_DIFFICULTIES[0],
+        }

@@ -226,16 +226,18 @@ class SudokuTask(Task):
         source = "solver" if result.unique else "solver (one of several solutions)"
         return result.solution.reshape(n, n).astype(int).tolist(), source
 
-    def check_generate(self, size: int, difficulty: str) -> None:
+    def check_generate(self, size: int, difficulty: str | None) -> None:
         if size not in sudoku_data.SIZES:
             raise ValueError(f"a sudoku is 4x4, 6x6 or 9x9, not {size}x{size}")
-        if difficulty not in GENERATE_DIFFICULTIES:
+        if difficulty is not None and difficulty not in GENERATE_DIFFICULTIES:
             raise ValueError(f"difficulty {difficulty!r} is not one of {', '.join(GENERATE_DIFFICULTIES)}")
 
     def generate(
-        self, size: int, difficulty: str, rng: np.random.Generator, min_path_length: int | None = None
+        self, size: int, difficulty: str | None, rng: np.random.Generator, min_path_length: int | None = None
     ) -> dict[str, Any]:
-        s = sudoku_data.generate_sudoku(size, difficulty, rng=rng, max_tries=GENERATE_MAX_TRIES, min_clues=0)
+        """`difficulty` None: the easiest level the viewer offers."""
+        level = difficulty or GENERATE_DIFFICULTIES[0]
+        s = sudoku_data.generate_sudoku(size, level, rng=rng, max_tries=GENERATE_MAX_TRIES, min_clues=0)
         return {
             "text": sudoku_data.format_grid(s.puzzle),
             "grid": s.puzzle.reshape(size, size).astype(int).tolist(),

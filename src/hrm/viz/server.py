@@ -141,7 +141,7 @@ class SolveRequest(StrictRequest):
 class GenerateRequest(StrictRequest):
     kind: str
     size: int = Field(ge=4, le=MAX_VIEWER_SIDE)
-    difficulty: str = Field(default="easy", max_length=32)
+    difficulty: str | None = Field(default=None, max_length=32)  # None: the kind's default
     min_path_length: int | None = Field(default=None, ge=1, le=MAX_VIEWER_SIDE * MAX_VIEWER_SIDE)
     seed: int | None = Field(default=None, ge=0, le=2**32)
 
