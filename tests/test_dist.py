@@ -172,6 +172,8 @@ def test_the_installed_package_is_the_wheel(installed):
         "hrm/viz/static/style.css",
         "hrm/pretrained/sudoku-9x9/model.json",
         "hrm/pretrained/sudoku-9x9/model.safetensors",
+        "hrm/pretrained/maze-hard/model.json",
+        "hrm/pretrained/maze-hard/model.safetensors",
     ):
         assert needed in files, needed
     assert not [f for f in files if f.startswith(("tests/", "docs/", "benchmarks/"))]
@@ -211,6 +213,17 @@ def test_solve_with_the_shipped_model(installed):
         "validate_trace(json.load(open('trace.json')))",
     )
     assert (work / "trace.json").stat().st_size > 0
+
+
+def test_solve_a_maze_with_the_shipped_maze_model(installed):
+    _, _, work = installed
+    from test_shipped_maze import HARD9
+
+    (work / "maze.txt").write_text(HARD9 + "\n")
+    out = run(installed, "hrm", "solve", "-m", "maze-hard", "maze.txt")
+    assert "valid" in out and "not valid" not in out, out
+    grid = out.splitlines()[:9]
+    assert sum(line.count("o") for line in grid) + 1 >= 34, out  # a path of at least 34 moves is marked
 
 
 def test_data_and_a_few_training_steps(installed):
