@@ -135,3 +135,25 @@ def test_cli_difficulty_mix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown difficulty 'sneaky'" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_exclude_leaves_listed_puzzles_out_of_both_splits(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    puzzles = ["".join(map(str, generate_sudoku(4, "easy", rng).puzzle)) for _ in range(30)]
+    unique = list(dict.fromkeys(puzzles))
+    source = tmp_path / "all.txt"
+    source.write_text("\n".join(unique) + "\n")
+    held = tmp_path / "held.txt"
+    held.write_text("\n".join(unique[::3]) + "\n")
+    out = tmp_path / "ds"
+    args = ["data", "sudoku", "--from", str(source), "--test-count", "2", "--no-progress", "--out", str(out)]
+    assert main([*args, "--exclude", str(held)]) == 0
+    written = set()
+    for split in ("train", "test"):
+        config = PuzzleDatasetConfig(dataset_path=str(out), global_batch_size=1, test_set_mode=True, seed=0)
+        for _, batch, _ in PuzzleDataset(config, split):
+            written.add("".join(str(max(int(v) - 1, 0)) for v in batch["inputs"][0].tolist()))
+    assert written and not written & set(unique[::3])
+    assert len(written) == len(unique) - len(unique[::3])
+    assert main([*args, "--overwrite", "--exclude", str(tmp_path / "missing.txt")]) == 1
+    assert "missing.txt" in capsys.readouterr().err

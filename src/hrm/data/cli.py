@@ -131,6 +131,12 @@ def add_sudoku_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="keep puzzles at least this hard: the CSV's integer rating, else easy|medium|hard|extreme",
     )
+    opts.add_argument(
+        "--exclude",
+        metavar="FILE",
+        help="leave the puzzles listed in FILE (one per line; e.g. a held-out benchmark set) out of "
+        "both splits",
+    )
     opts.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     opts.add_argument(
         "--skip-invalid", action="store_true", help="skip malformed or unsolvable puzzles instead of stopping"
@@ -162,6 +168,7 @@ def run_sudoku(args: argparse.Namespace) -> int:
             skip_invalid=args.skip_invalid,
             overwrite=args.overwrite,
             progress=not args.no_progress and sys.stderr.isatty(),
+            exclude=args.exclude,
         )
     print(result.format())
     return 0

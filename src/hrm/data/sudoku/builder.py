@@ -170,6 +170,22 @@ def sudoku_puzzle_set(
     )
 
 
+def _excluded_puzzles(path: str | os.PathLike[str] | None) -> set[bytes]:
+    """The puzzles of an --exclude file (givens, blanks as 0) as bytes; empty without one."""
+    if path is None:
+        return set()
+    listed = read_sudoku_file(path, skip_invalid=True)  # a puzzle that cannot be read is in no split
+    return {bytes(row) for row in listed.puzzles}
+
+
+def _leave_out(collection: SudokuCollection, puzzles: set[bytes]) -> SudokuCollection:
+    """`collection` without the puzzles in `puzzles` (its other fields follow)."""
+    if not puzzles or not len(collection):
+        return collection
+    keep = np.array([bytes(row) not in puzzles for row in collection.puzzles], dtype=bool)
+    return collection if keep.all() else collection.take(np.flatnonzero(keep))
+
+
 def _filter_min_difficulty(
     collection: SudokuCollection, min_difficulty: str | int | None
 ) -> SudokuCollection:
@@ -215,6 +231,7 @@ def build_sudoku_splits(
     skip_invalid: bool = False,
     progress: bool = False,
     workers: int | None = None,
+    exclude: str | os.PathLike[str] | None = None,
 ) -> tuple[SudokuCollection, SudokuCollection]:
     """The train and test puzzles (before augmentation), from a file, the download or the generator.
 
@@ -222,6 +239,8 @@ def build_sudoku_splits(
     ``test_source``, else ``test_count`` puzzles held out from it, by default 10%), or generation of
     ``count`` puzzles (and ``test_count``, default count // 10). ``min_difficulty`` filters first, then
     the test split is taken, then ``subsample`` picks training puzzles. All randomness comes from ``seed``.
+    ``exclude``: a file of puzzles (one per line, e.g. a held-out benchmark set) left out of both
+    splits, before the test split is taken.
     """
     if sum(x is not None and x is not False for x in (source, count)) + bool(download) != 1:
         raise DataError("give exactly one puzzle source: --from FILE, --download, or --count N (generate)")
@@ -233,8 +252,12 @@ def build_sudoku_splits(
         raise DataError(f"--test-count must be zero or positive, got {test_count}")
     gen_ss, test_ss, hold_ss, sub_ss = np.random.SeedSequence(seed).spawn(4)
 
+    left_out = _excluded_puzzles(exclude)
+
     def read(path: str | os.PathLike[str]) -> SudokuCollection:
-        return read_sudoku_file(path, skip_invalid=skip_invalid, progress=progress, workers=workers)
+        return _leave_out(
+            read_sudoku_file(path, skip_invalid=skip_invalid, progress=progress, workers=workers), left_out
+        )
 
     if download:
         train = _filter_min_difficulty(read(download_sudoku_extreme("train")), min_difficulty)
@@ -278,7 +301,8 @@ def build_sudoku_splits(
         train = generate_collection(
             count, size, difficulty, np.random.default_rng(gen_ss), progress, "train", min_clues
         )
-        train = _filter_min_difficulty(train, min_difficulty)
+        train = _filter_min_difficulty(_leave_out(train, left_out), min_difficulty)
+        test = _leave_out(test, left_out)
     train = _subsample(train, subsample, np.random.default_rng(sub_ss))
     if len(test) and len(train) and test.size != train.size:
         raise DataError(
@@ -310,6 +334,7 @@ def build_sudoku_dataset(
     overwrite: bool = False,
     progress: bool = False,
     workers: int | None = None,
+    exclude: str | os.PathLike[str] | None = None,
 ) -> BuildResult:
     """Build a sudoku dataset directory: train augmented ``num_aug`` times, test never.
 
@@ -319,7 +344,7 @@ def build_sudoku_dataset(
 
     Example: ``build_sudoku_dataset("data/sudoku-gen", count=100, difficulty="hard", num_aug=10)``.
     """
-    check_out_dir(out_dir, overwrite, [p for p in (source, test_source) if p is not None])
+    check_out_dir(out_dir, overwrite, [p for p in (source, test_source, exclude) if p is not None])
     if num_aug < 0:
         raise DataError(f"--num-aug must be zero or positive, got {num_aug}")
     advice = "lower --num-aug, --count or --subsample"
@@ -344,6 +369,7 @@ def build_sudoku_dataset(
         skip_invalid=skip_invalid,
         progress=progress,
         workers=workers,
+        exclude=exclude,
     )
     check_build_size({"train": len(train) * (1 + num_aug), "test": len(test)}, train.size**2, advice)
     aug_ss = np.random.SeedSequence(seed).spawn(5)[4]
