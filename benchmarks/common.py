@@ -138,3 +138,30 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "" if v is None else str(v)
+
+
+def solve_latency(loaded, puzzle, runs: list[dict], repeats: int = 21) -> list[dict]:
+    """One puzzle through `hrm.solve` under each of `runs` (keyword arguments of `solve`): after a
+    warm-up, the median and the slowest of `repeats` calls, the segments and the answer's validity."""
+    import numpy as np
+
+    from hrm import solve
+
+    rows = []
+    for kwargs in runs:
+        solve(loaded, puzzle, **kwargs)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            sol = solve(loaded, puzzle, **kwargs)
+            times.append(time.perf_counter() - start)
+        rows.append(
+            {
+                **{k: v for k, v in kwargs.items() if k != "halt_margin"},
+                "median_ms": 1e3 * float(np.median(times)),
+                "max_ms": 1e3 * max(times),
+                "segments": sol.segments,
+                "valid": bool(sol.valid),
+            }
+        )
+    return rows

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import save, table
-from hrm import load_model, solve, solve_many
+from common import save, solve_latency, table
+from hrm import load_model, solve_many
 from hrm.data import maze as maze_data
 
 
@@ -108,25 +108,8 @@ def main() -> None:
             )
             print(table([rows[-1]], list(rows[-1])), flush=True)
 
-    latency = []
-    if model_mazes:
-        one = model_mazes[0]
-        for halt in ("adaptive", "max"):
-            solve(loaded, one, halt=halt, halt_margin=args.halt_margin)  # warm-up
-            times = []
-            for _ in range(21):
-                start = time.perf_counter()
-                sol = solve(loaded, one, halt=halt, halt_margin=args.halt_margin)
-                times.append(time.perf_counter() - start)
-            latency.append(
-                {
-                    "halt": halt,
-                    "median_ms": 1e3 * float(np.median(times)),
-                    "max_ms": 1e3 * max(times),
-                    "segments": sol.segments,
-                    "valid": bool(sol.valid),
-                }
-            )
+    runs = [{"halt": halt, "halt_margin": args.halt_margin} for halt in ("adaptive", "max")]
+    latency = solve_latency(loaded, model_mazes[0], runs) if model_mazes else []
     columns = list(dict.fromkeys(k for row in rows for k in row))
     print(table(rows, columns))
     if latency:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save, table
-from hrm import load_model, solve, solve_many
+from common import save, solve_latency, table
+from hrm import load_model, solve_many
 from hrm.data.sudoku import DIFFICULTIES, generate_sudoku, parse_difficulties, read_sudoku_file
 
 REAL_17 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudoku" / "17_clue.txt"
@@ -140,25 +140,9 @@ def main() -> None:
             )
             print(table([rows[-1]], list(rows[-1])), flush=True)
 
-    latency = []
-    one = next(iter(sets.values()))[0]
-    for halt, views in [("adaptive", 1), ("max", 1)] + ([("adaptive", args.views)] if args.views > 1 else []):
-        solve(loaded, one, halt=halt, views=views, halt_margin=args.halt_margin)  # warm-up
-        times = []
-        for _ in range(21):
-            start = time.perf_counter()
-            sol = solve(loaded, one, halt=halt, views=views, halt_margin=args.halt_margin)
-            times.append(time.perf_counter() - start)
-        latency.append(
-            {
-                "halt": halt,
-                "views": views,
-                "median_ms": 1e3 * float(np.median(times)),
-                "max_ms": 1e3 * max(times),
-                "segments": sol.segments,
-                "valid": bool(sol.valid),
-            }
-        )
+    views_runs = [("adaptive", 1), ("max", 1)] + ([("adaptive", args.views)] if args.views > 1 else [])
+    runs = [{"halt": halt, "views": views, "halt_margin": args.halt_margin} for halt, views in views_runs]
+    latency = solve_latency(loaded, next(iter(sets.values()))[0], runs)
     print(table(rows, list(rows[0])))
     print("single 9x9 solve (hrm.solve, one puzzle):")
     print(table(latency, list(latency[0])))
