@@ -126,6 +126,24 @@ def save(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     return path
 
 
+def save_solver_results(name: str, rows: list[dict], args, latency: list[dict]) -> Path:
+    """`save` for an accuracy benchmark of a shipped solver: its rows with the model, seed and halting
+    margin it ran with (`args`), the single-solve timings and the thread count; prints where it went."""
+    path = save(
+        name,
+        rows,
+        {
+            "model": args.model,
+            "seed": args.seed,
+            "halt_margin": args.halt_margin,
+            "single_solve": latency,
+            "threads": torch.get_num_threads(),
+        },
+    )
+    print(f"wrote {path}")
+    return path
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]

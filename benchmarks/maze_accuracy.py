@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import save, solve_latency, table
+from common import save_solver_results, solve_latency, table
 from hrm import load_model, solve_many
 from hrm.data import maze as maze_data
 
@@ -115,18 +115,7 @@ def main() -> None:
     if latency:
         print(f"single {side}x{side} solve (hrm.solve, one maze):")
         print(table(latency, list(latency[0])))
-    path = save(
-        "maze_accuracy",
-        rows,
-        {
-            "model": args.model,
-            "seed": args.seed,
-            "halt_margin": args.halt_margin,
-            "single_solve": latency,
-            "threads": torch.get_num_threads(),
-        },
-    )
-    print(f"wrote {path}")
+    save_solver_results("maze_accuracy", rows, args, latency)
 
 
 if __name__ == "__main__":

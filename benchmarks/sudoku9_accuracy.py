@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save, solve_latency, table
+from common import save_solver_results, solve_latency, table
 from hrm import load_model, solve_many
 from hrm.data.sudoku import DIFFICULTIES, generate_sudoku, parse_difficulties, read_sudoku_file
 
@@ -146,18 +146,7 @@ def main() -> None:
     print(table(rows, list(rows[0])))
     print("single 9x9 solve (hrm.solve, one puzzle):")
     print(table(latency, list(latency[0])))
-    path = save(
-        "sudoku9_accuracy",
-        rows,
-        {
-            "model": args.model,
-            "seed": args.seed,
-            "halt_margin": args.halt_margin,
-            "single_solve": latency,
-            "threads": torch.get_num_threads(),
-        },
-    )
-    print(f"wrote {path}")
+    save_solver_results("sudoku9_accuracy", rows, args, latency)
 
 
 if __name__ == "__main__":
