@@ -295,14 +295,16 @@ def build_sudoku_splits(
             n_test = max(1, count // 10) if test_count is None else test_count
             if n_test < 0:
                 raise DataError(f"--test-count must be zero or positive, got {n_test}")
-            test = generate_collection(
-                n_test, size, difficulty, np.random.default_rng(test_ss), progress, "test", min_clues
+            test = _leave_out(
+                generate_collection(
+                    n_test, size, difficulty, np.random.default_rng(test_ss), progress, "test", min_clues
+                ),
+                left_out,
             )
         train = generate_collection(
             count, size, difficulty, np.random.default_rng(gen_ss), progress, "train", min_clues
         )
         train = _filter_min_difficulty(_leave_out(train, left_out), min_difficulty)
-        test = _leave_out(test, left_out)
     train = _subsample(train, subsample, np.random.default_rng(sub_ss))
     if len(test) and len(train) and test.size != train.size:
         raise DataError(
