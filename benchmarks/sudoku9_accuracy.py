@@ -12,7 +12,9 @@ the answer kept satisfies the rules if one view's does, else the majority's: `hr
 views=K)`). The views rows measure the solver, not the model's single answer.
 
 The generated puzzles come from their own seeds (one stream per level, `--seed`), never from the
-training data's; the 17-clue puzzles are never trained on. A puzzle counts as solved when the answer
+training data's. Every set is also written under `--cache` as one puzzle per line (the 17-clue slice as
+real17-COUNT-seedSEED.txt), so that a training set can leave them all out (`hrm data sudoku --exclude`,
+as configs/sudoku9_trm_cpu_hard.yaml does). A puzzle counts as solved when the answer
 keeps the givens and satisfies every Sudoku rule; all these puzzles have one solution, so that is exact
 accuracy.
 """
@@ -42,17 +44,27 @@ def held_out(level: str, count: int, seed: int, cache: Path | None = None) -> li
     rng = np.random.default_rng(np.random.SeedSequence([seed, DIFFICULTIES.index(level)]))
     puzzles = ["".join(map(str, generate_sudoku(9, level, rng).puzzle)) for _ in range(count)]
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("\n".join(puzzles) + "\n")
-        tmp.replace(path)
+        write_puzzles(path, puzzles)
     return puzzles
 
 
-def real_slice(path: Path, count: int, seed: int) -> list[str]:
+def write_puzzles(path: Path, puzzles: list[str]) -> None:
+    """One puzzle per line, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(puzzles) + "\n")
+    tmp.replace(path)
+
+
+def real_slice(path: Path, count: int, seed: int, cache: Path | None = None) -> list[str]:
+    """``count`` puzzles of the 17-clue file chosen by ``seed``; also written under ``cache`` (as
+    real17-COUNT-seedSEED.txt) so that a training set can leave them out (hrm data sudoku --exclude)."""
     coll = read_sudoku_file(path)
     pick = np.sort(np.random.default_rng(seed).choice(len(coll), min(count, len(coll)), replace=False))
-    return ["".join(map(str, coll.puzzles[i])) for i in pick]
+    puzzles = ["".join(map(str, coll.puzzles[i])) for i in pick]
+    if cache is not None:
+        write_puzzles(cache / f"real17-{count}-seed{seed}.txt", puzzles)
+    return puzzles
 
 
 def add_set_arguments(ap: argparse.ArgumentParser) -> None:
@@ -68,16 +80,16 @@ def add_set_arguments(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def held_out_sets(args: argparse.Namespace, real: bool = True) -> dict[str, list[str]]:
-    """The generated sets per level and, with `real`, the 17-clue slice, by name."""
+def held_out_sets(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The generated sets per level and the 17-clue slice, by name."""
     sets: dict[str, list[str]] = {}
     for level in parse_difficulties(args.levels):
         n = args.extreme_count if level == "extreme" else args.count
         start = time.perf_counter()
         sets[f"generated {level}"] = held_out(level, n, args.seed, args.cache)
         print(f"{n} {level} puzzles ready in {time.perf_counter() - start:.0f} s", flush=True)
-    if real and args.real.exists() and args.real_count > 0:
-        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed)
+    if args.real.exists() and args.real_count > 0:
+        sets["real 17-clue"] = real_slice(args.real, args.real_count, args.seed, args.cache)
     return sets
 
 
@@ -86,7 +98,7 @@ def main() -> None:
     ap.add_argument("--model", default="sudoku-9x9", help="packaged name, run dir or model dir")
     add_set_arguments(ap)
     ap.add_argument(
-        "--generate-only", action="store_true", help="make (and cache) the puzzles, solve nothing"
+        "--generate-only", action="store_true", help="write the puzzles under --cache, solve nothing"
     )
     ap.add_argument("--views", type=int, default=0, help="also solve under K symmetric views (0: skip)")
     ap.add_argument("--segments", type=int, default=0, help="also run all of N segments (0: skip)")
@@ -100,7 +112,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    sets = held_out_sets(args, real=not args.generate_only)
+    sets = held_out_sets(args)
     if args.generate_only:
         return
     extra_sets = {f"generated {x}" if x != "real" else "real 17-clue" for x in args.extra_on.split(",")}
