@@ -183,3 +183,12 @@ def solve_latency(loaded, puzzle, runs: list[dict], repeats: int = 21) -> list[d
             }
         )
     return rows
+
+
+def timed_solve_many(loaded, puzzles: list, **kwargs) -> tuple[list, float]:
+    """`hrm.solve_many(loaded, puzzles, **kwargs)` and the seconds it took."""
+    from hrm import solve_many
+
+    start = time.perf_counter()
+    sols = solve_many(loaded, puzzles, **kwargs)
+    return sols, time.perf_counter() - start

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import save_solver_results, solve_latency, table
-from hrm import load_model, solve_many
+from common import save_solver_results, solve_latency, table, timed_solve_many
+from hrm import load_model
 from hrm.data import maze as maze_data
 
 
@@ -85,8 +85,7 @@ def main() -> None:
         if args.segments and level == "hard":
             runs.append(("max", args.segments))
         for halt, segments in runs:
-            start = time.perf_counter()
-            sols = solve_many(
+            sols, seconds = timed_solve_many(
                 loaded,
                 mazes,
                 halt=halt,
@@ -94,7 +93,6 @@ def main() -> None:
                 halt_margin=args.halt_margin,
                 segments=segments,
             )
-            seconds = time.perf_counter() - start
             rows.append(
                 {
                     **base,

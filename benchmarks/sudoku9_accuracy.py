@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save_solver_results, solve_latency, table
-from hrm import load_model, solve_many
+from common import save_solver_results, solve_latency, table, timed_solve_many
+from hrm import load_model
 from hrm.data.sudoku import DIFFICULTIES, generate_sudoku, parse_difficulties, read_sudoku_file
 
 REAL_17 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudoku" / "17_clue.txt"
@@ -126,8 +126,7 @@ def main() -> None:
         if args.views > 1 and name in extra_sets:
             runs.append(("adaptive", args.views, None))
         for halt, views, segments in runs:
-            start = time.perf_counter()
-            sols = solve_many(
+            sols, seconds = timed_solve_many(
                 loaded,
                 puzzles,
                 halt=halt,
@@ -136,7 +135,6 @@ def main() -> None:
                 segments=segments,
                 halt_margin=args.halt_margin,
             )
-            seconds = time.perf_counter() - start
             rows.append(
                 {
                     "set": name,
