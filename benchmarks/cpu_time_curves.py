@@ -3,17 +3,16 @@ Sudoku runs on the same held-out puzzles, against the training seconds it took t
 recipes on the same machine with the same thread count and this answers "which learns faster per CPU
 hour, which ends higher" (HRM against TRM in docs/BENCHMARKS.md).
 
-    python benchmarks/cpu_time_curves.py runs/sudoku9_hrm_cpu runs/sudoku9_trm_cpu_1thread
+    python benchmarks/cpu_time_curves.py runs/sudoku9_hrm_cpu runs/pilot_trm_1t --every 500 --no-ema
     python benchmarks/cpu_time_curves.py runs/a runs/b --levels easy --count 100 --every 1000
 
 Besides exact accuracy (whole puzzles), `LEVEL_blanks` is the share of blank cells filled with the
 right digit: a model that only copies the givens scores 0 there, one that guesses 1/9. The training
-time of a checkpoint is summed from the run's metrics.jsonl (each logged interval's steps
-over its measured steps per second), so pauses between a stop and a resume do not count. Each checkpoint
-is solved with its EMA weights (what `hrm export` ships; `--no-ema`: the raw weights, since the EMA lags
-early in a run) and all of its segments (`--halt max`); the
-puzzles are benchmarks/sudoku9_accuracy.py's held-out sets (same seed, same cache).
-"""
+time of a checkpoint is summed from the run's metrics.jsonl (each logged interval's steps over its
+measured steps per second), so pauses between a stop and a resume do not count. Each checkpoint is
+solved with its EMA weights (what `hrm export` ships; `--no-ema`: the raw weights, since the EMA lags
+early in a run) and all of its segments (`--halt max`); the puzzles are benchmarks/sudoku9_accuracy.py's
+held-out sets (same seed, same cache)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,8 @@ itself alone and the entropy of its attention, averaged over held-out puzzles, h
 
 Attention spread evenly puts 21/81 = 0.26 of it on the peers and 1/81 on the cell itself (entropy
 ln 81 = 4.39); a model that propagates Sudoku constraints has to look at its other peers far more
-than that. Models without attention
-(TRM with its MLP over positions) have nothing to measure and are refused.
-"""
+than that. Models without attention (TRM with its MLP over positions) have nothing to measure and are
+refused."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ import torch
 
 from common import save, table
 from hrm import load_model, solve_many
-from hrm.models.layers import Attention, apply_rope
+from hrm.models.layers import Attention
 from sudoku9_accuracy import held_out
 
 SIDE = 9
@@ -39,10 +38,7 @@ def peer_mask() -> torch.Tensor:
 
 def attention_weights(layer: Attention, x: torch.Tensor, cos_sin) -> torch.Tensor:
     """The softmax weights [B, heads, S, S] that `layer` computes on input `x`."""
-    batch, seq, _ = x.shape
-    q, k, _ = layer.qkv_proj(x).view(batch, seq, 3, layer.num_heads, layer.head_dim).unbind(2)
-    if cos_sin is not None:
-        q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
+    q, k, _ = layer.project(x, cos_sin)
     logits = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) / math.sqrt(layer.head_dim)
     return logits.softmax(-1)
 
@@ -58,7 +54,8 @@ def measure(model_path: str, puzzles: list[str]) -> list[dict]:
     def hook_for(name: str):
         def hook(module, args, _output):
             x, cos_sin = args
-            a = attention_weights(module, x, cos_sin)[..., -81:, -81:]  # the cells (puzzle positions first)
+            cells = SIDE * SIDE  # the last positions (any puzzle-embedding positions come first)
+            a = attention_weights(module, x, cos_sin)[..., -cells:, -cells:]
             entropy = -(a * (a + 1e-12).log()).sum(-1).mean()
             own = a.diagonal(dim1=-2, dim2=-1).mean()
             seen[name].append((float((a * peers).sum(-1).mean()), float(own), float(entropy)))

@@ -144,13 +144,18 @@ class Attention(nn.Module):
         self.qkv_proj = CastedLinear(hidden_size, 3 * num_heads * self.head_dim)
         self.o_proj = CastedLinear(num_heads * self.head_dim, hidden_size)
 
-    def forward(self, x: torch.Tensor, cos_sin: CosSin) -> torch.Tensor:
+    def project(self, x: torch.Tensor, cos_sin: CosSin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (rotated), keys (rotated) and values of `x`, each [B, S, heads, head_dim]."""
         batch, seq, _ = x.shape
-        qkv = self.qkv_proj(x).view(batch, seq, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.unbind(2)
+        q, k, v = self.qkv_proj(x).view(batch, seq, 3, self.num_heads, self.head_dim).unbind(2)
         if cos_sin is not None:
             cos, sin = cos_sin
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, cos_sin: CosSin) -> torch.Tensor:
+        batch, seq, _ = x.shape
+        q, k, v = self.project(x, cos_sin)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1))
 
