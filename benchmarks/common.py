@@ -192,3 +192,8 @@ def timed_solve_many(loaded, puzzles: list, **kwargs) -> tuple[list, float]:
     start = time.perf_counter()
     sols = solve_many(loaded, puzzles, **kwargs)
     return sols, time.perf_counter() - start
+
+
+def exact_accuracy(solutions: list) -> float:
+    """The share of `hrm.solve`/`solve_many` answers that are valid solutions of their puzzles."""
+    return sum(bool(s.valid) for s in solutions) / len(solutions) if solutions else 0.0

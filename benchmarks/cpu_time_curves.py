@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save, table
+from common import exact_accuracy, save, table
 from hrm import load_model, solve_many
 from hrm.checkpoint import checkpoint_dirs, checkpoint_step
 from hrm.data.sudoku import parse_difficulties, solve_exact
@@ -110,7 +110,7 @@ def main() -> None:
             start = time.perf_counter()
             for level, puzzles in sets.items():
                 sols = solve_many(loaded, puzzles, halt="max", batch_size=args.batch)
-                row[f"{level}_exact"] = float(np.mean([bool(s.valid) for s in sols]))
+                row[f"{level}_exact"] = exact_accuracy(sols)
                 row[f"{level}_blanks"] = blank_accuracy(puzzles, truths[level], sols)
             row["eval_s"] = time.perf_counter() - start
             rows.append(row)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import save_solver_results, solve_latency, table, timed_solve_many
+from common import exact_accuracy, save_solver_results, solve_latency, table, timed_solve_many
 from hrm import load_model
 from hrm.data import maze as maze_data
 
@@ -99,7 +99,7 @@ def main() -> None:
                     "count": len(mazes),
                     "halt": halt,
                     "max_segments": sols[0].max_segments,
-                    "exact_accuracy": float(np.mean([bool(s.valid) for s in sols])),
+                    "exact_accuracy": exact_accuracy(sols),
                     "mean_segments": float(np.mean([s.segments for s in sols])),
                     "mazes_per_s": len(mazes) / seconds,
                 }

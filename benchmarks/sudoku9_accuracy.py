@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save_solver_results, solve_latency, table, timed_solve_many
+from common import exact_accuracy, save_solver_results, solve_latency, table, timed_solve_many
 from hrm import load_model
 from hrm.data.sudoku import DIFFICULTIES, generate_sudoku, parse_difficulties, read_sudoku_file
 
@@ -142,7 +142,7 @@ def main() -> None:
                     "halt": halt,
                     "views": views,
                     "max_segments": sols[0].max_segments,
-                    "exact_accuracy": float(np.mean([bool(s.valid) for s in sols])),
+                    "exact_accuracy": exact_accuracy(sols),
                     "mean_givens": float(np.mean([81 - p.count("0") for p in puzzles])),
                     "mean_segments": float(np.mean([s.segments for s in sols])),
                     "puzzles_per_s": len(puzzles) / seconds,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save, table
+from common import exact_accuracy, save, table
 from hrm import load_model, solve_many
 from hrm.models.layers import Attention
 from sudoku9_accuracy import held_out
@@ -69,7 +69,7 @@ def measure(model_path: str, puzzles: list[str]) -> list[dict]:
     finally:
         for h in handles:
             h.remove()
-    solved = float(np.mean([bool(s.valid) for s in sols]))
+    solved = exact_accuracy(sols)
     return [
         {
             "model": model_path,
