@@ -5,10 +5,13 @@ the bot, teacher-forced action / sub-goal accuracy, shadow-bot agreement, and fo
 state-reset ablations) and, without further training, on held-out seeds of other levels
 (generalisation). One CPU thread; the training time is CPU time of this process.
 
-    OMP_NUM_THREADS=1 python benchmarks/agent.py --seeds 0 1 2 --steps 500
+    OMP_NUM_THREADS=1 python benchmarks/agent.py --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/agent.py --level KeyCorridorS3R3 --seeds 0 --generalize \
+        --steps 1800 --tag 1800steps --work runs/bench-agent-kc3-long
 
 The trained runs stay in --work (`<hrm|flat>-seed<N>`): benchmarks/agent_finetune.py fine-tunes them.
-Writes benchmarks/results/agent-<level>.json and prints Markdown tables (mean, min..max over seeds).
+Writes benchmarks/results/agent-<level>[-<tag>].json and prints Markdown tables (mean, min..max over
+seeds).
 """
 
 from __future__ import annotations
@@ -52,8 +55,13 @@ def main() -> None:
         "--generalize", nargs="*", default=["UnlockLocalDist", "KeyCorridorS3R1"], help="other levels"
     )
     ap.add_argument("--work", default="runs/bench-agent", help="demos and runs go here (replaced)")
+    ap.add_argument(
+        "--policies", nargs="+", choices=[n for n, _ in POLICIES], default=[n for n, _ in POLICIES]
+    )
+    ap.add_argument("--tag", default="", help="names the results file agent-<level>-<tag>.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    policies = [(n, h) for n, h in POLICIES if n in args.policies]
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
@@ -70,7 +78,7 @@ def main() -> None:
     print(f"demos: {args.train_episodes} {args.level} episodes in {demo_s:.1f}s", flush=True)
     runs = []
     for seed in args.seeds:
-        for name, hierarchy in POLICIES:
+        for name, hierarchy in policies:
             overrides = [
                 f"level={args.level}",
                 f"demos={train_dir}",
@@ -118,7 +126,7 @@ def main() -> None:
                 "runs": runs,
             }
             RESULTS.mkdir(exist_ok=True)
-            path = RESULTS / f"agent-{args.level.lower()}.json"
+            path = RESULTS / f"agent-{args.level.lower()}{'-' + args.tag if args.tag else ''}.json"
             path.write_text(json.dumps(out, indent=1))
 
     print(
@@ -130,7 +138,7 @@ def main() -> None:
         "| shadow-bot agreement | reset H / reset L / reset both | train CPU s |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, _ in POLICIES:
+    for name, _ in policies:
         rs = [r for r in runs if r["policy"] == name]
         abl = (
             " / ".join(spread([r["ablations"][k] for r in rs]) for k in ("reset_H", "reset_L", "reset_both"))
@@ -148,7 +156,7 @@ def main() -> None:
         print(f"\nWithout further training, success on {args.test_episodes} held-out seeds of other levels\n")
         print("| policy | " + " | ".join(other) + " |")
         print("| --- |" + " --- |" * len(other))
-        for name, _ in POLICIES:
+        for name, _ in policies:
             rs = [r for r in runs if r["policy"] == name]
             cells = [spread([r["generalization"][lv]["success"] for r in rs]) for lv in other]
             print(f"| {name} | " + " | ".join(cells) + " |")

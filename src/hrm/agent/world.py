@@ -28,6 +28,8 @@ AGENT_LEVELS: dict[str, str] = {
     "UnlockLocalDist": "BabyAI-UnlockLocalDist-v0",
     "UnlockPickup": "BabyAI-UnlockPickup-v0",
     "KeyCorridorS3R1": "BabyAI-KeyCorridorS3R1-v0",
+    "KeyCorridorS3R2": "BabyAI-KeyCorridorS3R2-v0",
+    "KeyCorridorS3R3": "BabyAI-KeyCorridorS3R3-v0",
 }
 
 VIEW = 7  # the egocentric view is VIEW x VIEW cells
