@@ -21,6 +21,7 @@ import torch
 
 from common import exact_accuracy, save, table
 from hrm import load_model, solve_many
+from hrm.data.sudoku import box_shape
 from hrm.models.layers import Attention
 from sudoku9_accuracy import held_out
 
@@ -31,7 +32,8 @@ def peer_mask() -> torch.Tensor:
     """[81, 81] 1 where two cells share a row, a column or a box (a cell is its own peer)."""
     cell = torch.arange(SIDE * SIDE)
     row, col = cell // SIDE, cell % SIDE
-    box = (row // 3) * 3 + col // 3
+    box_rows, box_cols = box_shape(SIDE)
+    box = (row // box_rows) * (SIDE // box_cols) + col // box_cols
     same = (row[:, None] == row) | (col[:, None] == col) | (box[:, None] == box)
     return same.float()
 
