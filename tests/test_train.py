@@ -334,6 +334,26 @@ def test_train_writes_a_run_and_eval_reads_it(tmp_path, sudoku4):
     assert (tmp_path / "ev" / "metrics.json").exists()
 
 
+def test_max_minutes_ends_the_run_at_a_log_step_with_a_last_evaluation_and_checkpoint(tmp_path, sudoku4):
+    from hrm.training import train
+
+    run = tmp_path / "run"
+    recipe = _recipe(tmp_path, sudoku4, log_interval=5, checkpoint_interval=100)
+    result = train(load_config(recipe, [f"run_dir={run}", "max_minutes=1e-9"]))
+    assert result.step == 5  # the time is out at once; the first log step ends the run
+    assert [r["step"] for r in _records(run, "eval")] == [5]
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert ckpts == ["step_0000005"]
+    again = train(load_config(recipe, [f"run_dir={tmp_path / 'long'}", "max_minutes=60"]))
+    assert again.step == 12  # time to spare: max_steps ends it
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1e7", "true"])
+def test_max_minutes_must_be_a_positive_bounded_number(tmp_path, sudoku4, value):
+    with pytest.raises(ConfigError, match="max_minutes"):
+        load_config(_recipe(tmp_path, sudoku4), [f"max_minutes={value}"])
+
+
 def test_init_from_starts_from_a_trained_model_and_names_a_bad_source(tmp_path, sudoku4):
     from hrm.distributed import DistInfo
     from hrm.training import build_training, train

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hrm.errors import ConfigError
-from hrm.limits import MAX_COUNT, MAX_RECIPE_BYTES, MAX_SEED, MAX_THREADS
+from hrm.limits import MAX_COUNT, MAX_MINUTES, MAX_RECIPE_BYTES, MAX_SEED, MAX_THREADS
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.models.losses import LossType
@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
     eval_interval: int | None = Field(2000, ge=1, le=MAX_COUNT)
     # stop after this many steps (the schedule still spans them)
     max_steps: int | None = Field(None, ge=1, le=MAX_COUNT)
+    # stop after this many minutes of this process's training (checked at each log interval); the
+    # step it stops at evaluates and checkpoints as a last step does. The schedule still spans the
+    # run's steps, so pair it with lr_min_ratio: 1 (a constant rate after warm-up) or a max_steps
+    # the time reaches.
+    max_minutes: float | None = Field(None, gt=0, le=MAX_MINUTES)
     # cap evaluation batches (quick checks on large test sets)
     eval_max_batches: int | None = Field(None, ge=1, le=MAX_COUNT)
     # At each evaluation, the task's own dataset score too (ARC: voting, pass@k), where it has one.

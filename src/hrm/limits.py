@@ -18,6 +18,7 @@ Training (TrainConfig; every float must also be finite):
     MAX_COUNT         2**40    epochs, max_steps and every interval or step count
     MAX_SEED          2**63-1  seed (and seeds must be >= 0)
     MAX_THREADS       1024     threads
+    MAX_MINUTES       1e6      max_minutes (about two years; must be > 0)
     global_batch_size          at most the examples one epoch of the training split supplies
 
 Commands:
@@ -42,6 +43,7 @@ MAX_SEQ_LEN = 16384
 MAX_COUNT = 1 << 40
 MAX_SEED = (1 << 63) - 1
 MAX_THREADS = 1024
+MAX_MINUTES = 1e6
 
 MAX_BATCH_ROWS = 65536
 MAX_VIEWS = 1024

@@ -4,7 +4,8 @@ the steps at which the loop logs, evaluates and checkpoints."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -106,6 +107,30 @@ class Intervals:
 
     def saves(self, step: int) -> bool:
         return step % self.checkpoint == 0 or step == self.total
+
+    def ending_at(self, step: int) -> Intervals:
+        """The same intervals for a run cut short at `step` (`max_minutes`): that step is the last."""
+        return replace(self, total=min(self.total, step))
+
+
+class Deadline:
+    """`max_minutes` of training in this process, counted from its creation. Checked at the steps
+    the loop logs at, so the clock costs nothing in between; every process takes the verdict of the
+    first to run out, so all of them stop at the same step."""
+
+    def __init__(self, minutes: float | None, info: distributed.DistInfo):
+        self.seconds = None if minutes is None else minutes * 60.0
+        self.info = info
+        self.start = time.monotonic()
+
+    def reached(self) -> bool:
+        if self.seconds is None:
+            return False
+        late = float(time.monotonic() - self.start >= self.seconds)
+        if self.info.enabled:
+            flag = distributed.reduce_sum(torch.tensor([late], device=self.info.device), self.info)
+            late = float(flag.item())
+        return late > 0
 
 
 def epochs_per_iteration(cfg: TrainConfig, total_groups: int, total_steps: int) -> int:

@@ -3,7 +3,8 @@
 Reads top to bottom: set up the process, build the run, restore a checkpoint or start a new run
 directory, then step: a batch, the learning rate, one ACT segment per row (rows that have not halted
 keep their puzzle), loss / global batch size, backward, gradient all-reduce, optimiser steps, EMA,
-metrics, and at their intervals a log record, an evaluation and a checkpoint.
+metrics, and at their intervals a log record, an evaluation and a checkpoint. A run given `max_minutes`
+ends at the first log step past that time, with the evaluation and checkpoint of a last step.
 
 An evaluation logs each test set's metrics and, where the dataset's task has its own score
 (`Task.score_dataset`, ARC's voting and pass@k) and `eval_dataset_score` is on, that score under
@@ -28,7 +29,14 @@ from hrm.evaluate import evaluate, score_predictions, scoring_task
 from hrm.fileio import WRITE_ERRNOS, describe_os_error, warn
 from hrm.models import ACTStep, Carry, cpu_rows_per_slice
 from hrm.runtime import tune_cpu_allocator
-from hrm.training.build import Intervals, build_training, data_workers, eval_dataset, want_compile
+from hrm.training.build import (
+    Deadline,
+    Intervals,
+    build_training,
+    data_workers,
+    eval_dataset,
+    want_compile,
+)
 from hrm.training.checkpointing import Checkpointer, create_run_dir, default_run_dir
 from hrm.training.ema import EMA, ema_weights
 from hrm.training.metrics import MetricsLog, MetricsWindow, Progress, Record
@@ -92,7 +100,7 @@ def _run(
 
     # -- build the run
     built = build_training(cfg, info)
-    head, model, total = built.head, built.model, built.total_steps
+    head, model = built.head, built.model
     intervals = Intervals.for_run(cfg, built)
     params = built.params
     ema = EMA(model, cfg.ema_rate) if cfg.ema else None
@@ -126,8 +134,9 @@ def _run(
     distributed.barrier(info)
 
     forward = cast(Callable[..., ACTStep], torch.compile(head) if want_compile(cfg, info.device) else head)
+    deadline = Deadline(cfg.max_minutes, info)
     log = MetricsLog(run_dir, cfg, info.is_main, resume_step, on_log)
-    progress = Progress(total, step, enabled=info.is_main and cfg.progress)
+    progress = Progress(intervals.total, step, enabled=info.is_main and cfg.progress)
     result = TrainResult(run_dir=run_dir, step=step, history=log.history)
     eval_data: Any = None
     scorer: Task | None = None
@@ -135,7 +144,7 @@ def _run(
     head.train()
     try:
         for _set_name, batch, global_batch in stream:
-            if step >= total:
+            if step >= intervals.total:
                 break
             step += 1
             batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
@@ -157,6 +166,8 @@ def _run(
                 entry.optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 ema.update(model)
+            if intervals.logs(step) and deadline.reached():
+                intervals = intervals.ending_at(step)
 
             window.add(out.metrics)
             progress.advance()
