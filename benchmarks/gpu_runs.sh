@@ -3,14 +3,15 @@
 #   1. the CUDA tests (tests/test_gpu.py: bfloat16, flash attention through SDPA, torch.compile, the
 #      training loop), beside the trainings;
 #   2. five trainings side by side on the one GPU, each for MINUTES of wall-clock time (max_minutes):
-#        hrm_a     sudoku9_hrm_gpu: HRM, hidden 256, two layers per module
-#        hrm_b     the same at hidden 128, lr 1e-3
+#        hrm_a     sudoku9_hrm_gpu at hidden 256, lr 5e-4 (3.4M parameters)
+#        hrm_b     sudoku9_hrm_gpu: HRM, hidden 128, two layers per module (sudoku-9x9-hrm's stage 1)
 #        trm       sudoku9_trm_cpu's TRM (hidden 128) from scratch on the same data and batch as hrm_b
-#        trm_hard  sudoku9_trm_cpu_hard: sudoku-9x9 continued on the harder mix, batch 512
-#        maze      maze_hard_cpu's TRM at hidden 256, batch 512
+#        trm_hard  sudoku9_trm_gpu_hard: the CPU-trained sudoku-9x9 continued on the harder mix
+#        maze      maze_hard_gpu: maze_hard_cpu's TRM at hidden 256, batch 512
 #      then each exported (hrm export, EMA weights);
 #   3. the training-step throughput of the 27M HRM in bfloat16, eager and compiled, alone on the GPU.
-# Needs data/sudoku9-hard-mix and data/maze-9-hard (their recipes' headers build them).
+# Needs data/sudoku9-hard-mix and data/maze-9-hard (their recipes' headers build them) and, for
+# trm_hard, the run runs/sudoku9_trm_cpu_stage3 (README: the shipped 9x9 model's CPU stages).
 # Writes to OUT (default runs/gpu): <run>.tar.gz (metrics, config, log, export) and gpu.log.
 #   bash benchmarks/gpu_runs.sh                       # on the GPU machine
 #   DEVICE=cpu MINUTES=0.2 PY=.venv/bin/python bash benchmarks/gpu_runs.sh   # a dry run on a CPU
@@ -29,14 +30,15 @@ say "python: $($PY -c 'import torch, sys; print(sys.version.split()[0], torch.__
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
 
 # -- the trainings, side by side
-COMMON="device=$DEVICE max_minutes=$MINUTES progress=false tensorboard=false threads=2 log_interval=${LOG_EVERY:-50}"
-LONG="max_steps=100000 lr_min_ratio=1.0 eval_interval=25 eval_max_batches=null checkpoint_interval=100000 keep_checkpoints=1"
+# the time decides each run's length: max_steps out of reach, one checkpoint, at the end
+COMMON="device=$DEVICE max_minutes=$MINUTES max_steps=100000 checkpoint_interval=100000 keep_checkpoints=1"
+COMMON="$COMMON progress=false tensorboard=false threads=2 log_interval=${LOG_EVERY:-50}"
 declare -A RUNS=(
-  [hrm_a]="sudoku9_hrm_gpu"
-  [hrm_b]="sudoku9_hrm_gpu arch.hidden_size=128 lr=1e-3"
-  [trm]="sudoku9_trm_cpu data_path=data/sudoku9-hard-mix global_batch_size=512 lr_warmup_steps=300 arch.forward_dtype=bfloat16 $LONG"
-  [trm_hard]="sudoku9_trm_cpu_hard global_batch_size=512 arch.forward_dtype=bfloat16 $LONG"
-  [maze]="maze_hard_cpu arch.hidden_size=256 global_batch_size=512 lr_warmup_steps=300 arch.forward_dtype=bfloat16 $LONG"
+  [hrm_a]="sudoku9_hrm_gpu arch.hidden_size=256 lr=5e-4"
+  [hrm_b]="sudoku9_hrm_gpu"
+  [trm]="sudoku9_trm_cpu data_path=data/sudoku9-hard-mix global_batch_size=512 lr_warmup_steps=300 arch.forward_dtype=bfloat16 lr_min_ratio=1.0 eval_interval=25 eval_max_batches=null"
+  [trm_hard]="sudoku9_trm_gpu_hard"
+  [maze]="maze_hard_gpu"
 )
 declare -A PIDS
 LIMIT=$($PY -c "print(int(float('$MINUTES') * 60 + 150))")  # seconds: a run that overstays is stopped

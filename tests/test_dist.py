@@ -174,6 +174,8 @@ def test_the_installed_package_is_the_wheel(installed):
         "hrm/pretrained/sudoku-9x9/model.safetensors",
         "hrm/pretrained/maze-hard/model.json",
         "hrm/pretrained/maze-hard/model.safetensors",
+        "hrm/pretrained/sudoku-9x9-hrm/model.json",
+        "hrm/pretrained/sudoku-9x9-hrm/model.safetensors",
     ):
         assert needed in files, needed
     assert not [f for f in files if f.startswith(("tests/", "docs/", "benchmarks/"))]
@@ -224,6 +226,14 @@ def test_solve_a_maze_with_the_shipped_maze_model(installed):
     assert "valid" in out and "not valid" not in out, out
     grid = out.splitlines()[:9]
     assert sum(line.count("o") for line in grid) + 1 >= 34, out  # a path of at least 34 moves is marked
+
+
+def test_solve_with_the_shipped_hrm(installed):
+    from test_shipped_sudoku_hrm import EASY9
+
+    out = run(installed, "hrm", "solve", "-m", "sudoku-9x9-hrm", EASY9)
+    grid = [[int(d) for d in re.findall(r"\d", line)] for line in out.splitlines() if re.match(r"\d ", line)]
+    assert len(grid) == 9 and _valid_sudoku(EASY9, grid), out
 
 
 def test_data_and_a_few_training_steps(installed):
