@@ -49,7 +49,12 @@ def main() -> None:
     ap.add_argument(
         "--no-any", dest="any", action="store_false", help="skip mazes of any path length at the model's size"
     )
-    ap.add_argument("--segments", type=int, default=0, help="also run all of N segments on the hard mazes")
+    ap.add_argument(
+        "--segments",
+        type=int,
+        default=0,
+        help="also run all of N segments on the hard mazes (the model's own N: skip)",
+    )
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument(
         "--halt-margin",
@@ -82,8 +87,8 @@ def main() -> None:
         print(f"{len(mazes)} {level} {size}x{size} mazes ready in {seconds:.0f} s", flush=True)
         model_mazes = model_mazes or mazes
         runs: list[tuple[str, int | None]] = [("adaptive", None), ("max", None)]
-        if args.segments and level == "hard":
-            runs.append(("max", args.segments))
+        if args.segments and args.segments != loaded.model.config.halt_max_steps and level == "hard":
+            runs.append(("max", args.segments))  # "max" already runs the model's own count
         for halt, segments in runs:
             sols, seconds = timed_solve_many(
                 loaded,

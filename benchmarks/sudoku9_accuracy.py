@@ -101,7 +101,9 @@ def main() -> None:
         "--generate-only", action="store_true", help="write the puzzles under --cache, solve nothing"
     )
     ap.add_argument("--views", type=int, default=0, help="also solve under K symmetric views (0: skip)")
-    ap.add_argument("--segments", type=int, default=0, help="also run all of N segments (0: skip)")
+    ap.add_argument(
+        "--segments", type=int, default=0, help="also run all of N segments (0, or the model's own: skip)"
+    )
     ap.add_argument("--extra-on", default="medium", help="sets for --views/--segments (levels, 'real')")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument(
@@ -121,8 +123,8 @@ def main() -> None:
     rows = []
     for name, puzzles in sets.items():
         runs = [("adaptive", 1, None), ("max", 1, None)]
-        if args.segments and name in extra_sets:
-            runs.append(("max", 1, args.segments))
+        if args.segments and args.segments != loaded.model.config.halt_max_steps and name in extra_sets:
+            runs.append(("max", 1, args.segments))  # "max" above already runs the model's own count
         if args.views > 1 and name in extra_sets:
             runs.append(("adaptive", args.views, None))
         for halt, views, segments in runs:
