@@ -69,3 +69,18 @@ def test_a_bad_card_is_one_line_naming_the_file(tmp_path, text, message):
 def test_the_shipped_weights_stay_small():
     total = sum(f.stat().st_size for f in PACKAGED_DIR.rglob("*") if f.is_file())
     assert total < 30 * 2**20, f"shipped models take {total / 2**20:.1f} MiB"
+
+
+def test_export_sets_the_dtype_the_model_computes_in(tmp_path):
+    from hrm.checkpoint import export_model
+
+    out = export_model("sudoku-9x9", tmp_path / "bf16", forward_dtype="bfloat16")
+    assert json.loads((out / "model.json").read_text())["config"]["forward_dtype"] == "bfloat16"
+    assert (out / "model.safetensors").read_bytes() == (
+        PACKAGED_DIR / "sudoku-9x9" / "model.safetensors"
+    ).read_bytes()
+    with pytest.raises(ConfigError, match="forward_dtype must be one of"):
+        export_model("sudoku-9x9", tmp_path / "bad", forward_dtype="int8")
+    with pytest.raises(ConfigError, match="has no forward_dtype"):
+        export_model("agent-unlocklocal", tmp_path / "agent", forward_dtype="float32")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "agent").exists()

@@ -41,7 +41,7 @@ from hrm.fileio import (
     write_file,
 )
 from hrm.limits import MAX_CARD_BYTES
-from hrm.models import ACTModel, build_model, load_weights
+from hrm.models import FORWARD_DTYPES, ACTModel, build_model, load_weights
 from hrm.models.losses import LossType, as_loss_type
 
 WEIGHTS = "model.safetensors"
@@ -468,6 +468,7 @@ def export_model(
     overwrite: bool = False,
     card_file: str | Path | None = None,
     halt_margin: float | None = None,
+    forward_dtype: str | None = None,
 ) -> Path:
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
@@ -475,7 +476,9 @@ def export_model(
     directory (files and directories fsynced) and renamed, so a failed export leaves nothing
     half-written. With ``overwrite`` an existing `out_dir` is replaced only when it is an earlier
     export (see `check_export_target`). ``card_file``: a YAML model card (`CardFields`) to include;
-    ``halt_margin``: the default margin of adaptive halting when solving with it (`hrm.solve`)."""
+    ``halt_margin``: the default margin of adaptive halting when solving with it (`hrm.solve`);
+    ``forward_dtype``: the dtype the exported model computes in (a run trained in bfloat16 on a GPU
+    exported as float32 for CPUs), checked as the model's config checks it."""
     out = Path(out_dir)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
@@ -485,6 +488,8 @@ def export_model(
         from hrm.inference.runner import check_halt_margin
 
         check_halt_margin(halt_margin)
+    if forward_dtype is not None and forward_dtype not in FORWARD_DTYPES:
+        raise ConfigError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {forward_dtype!r}")
     loaded_card, module, source_file = load_exportable(source, use_ema)
     extra = dict(loaded_card.extra or {})
     # An export of an export keeps where the weights first came from.
@@ -493,7 +498,12 @@ def export_model(
         extra["card"] = {**fields, "parameters": sum(p.numel() for p in module.parameters())}
     if halt_margin is not None:
         extra["halt_margin"] = float(halt_margin)
-    card = ModelCard(loaded_card.model, loaded_card.config, loaded_card.loss_type, extra)
+    config = dict(loaded_card.config)
+    if forward_dtype is not None:
+        if "forward_dtype" not in config:
+            raise ConfigError(f"{source}: a {loaded_card.model} model has no forward_dtype to set")
+        config["forward_dtype"] = forward_dtype
+    card = ModelCard(loaded_card.model, config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
     try:

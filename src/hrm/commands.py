@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="M",
         help="the margin adaptive halting uses by default when solving with this model (see hrm solve)",
     )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="the dtype the exported model computes in (e.g. float32 for CPUs after bfloat16 training)",
+    )
     p.set_defaults(handler=_export)
 
     p = sub.add_parser(
@@ -94,6 +99,7 @@ def _export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         card_file=args.card,
         halt_margin=args.halt_margin,
+        forward_dtype=args.dtype,
     )
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")

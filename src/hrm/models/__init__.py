@@ -20,6 +20,7 @@ from hrm.errors import CheckpointError, ConfigError
 from hrm.models.hrm import HRMConfig, HRMInner
 from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead, ACTStep, act_metrics
 from hrm.models.recursive import (
+    FORWARD_DTYPES,
     HALT_MODES,
     ACTModel,
     Carry,
@@ -178,6 +179,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 __all__ = [
+    "FORWARD_DTYPES",
     "HALT_MODES",
     "IGNORE_LABEL_ID",
     "MODELS",

@@ -11,7 +11,7 @@ import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -40,6 +40,10 @@ ExplorationDraw = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 HaltMode = Literal["adaptive", "max"]
 HALT_MODES: tuple[HaltMode, ...] = ("adaptive", "max")
 
+# The dtypes a model computes in (`forward_dtype`; the weights stay float32).
+ForwardDtype = Literal["float32", "bfloat16", "float16"]
+FORWARD_DTYPES: tuple[str, ...] = get_args(ForwardDtype)
+
 
 class RecursiveConfig(BaseModel):
     """Architecture fields, named as the reference names them so its configs load unchanged."""
@@ -66,7 +70,7 @@ class RecursiveConfig(BaseModel):
 
     halt_max_steps: int = 16
     halt_exploration_prob: float = 0.1
-    forward_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    forward_dtype: ForwardDtype = "bfloat16"
 
     # Ours, not the reference's: back-propagate through every cycle instead of the one-step gradient.
     # Only for measuring what the one-step gradient saves; the published recipes never set it.
