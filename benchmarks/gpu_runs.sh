@@ -14,7 +14,7 @@
 # trm_hard, the run runs/sudoku9_trm_cpu_stage3 (README: the shipped 9x9 model's CPU stages).
 # Writes to OUT (default runs/gpu): <run>.tar.gz (metrics, config, log, export) and gpu.log.
 #   bash benchmarks/gpu_runs.sh                       # on the GPU machine
-#   DEVICE=cpu MINUTES=0.2 PY=.venv/bin/python bash benchmarks/gpu_runs.sh   # a dry run on a CPU
+#   DEVICE=cpu MINUTES=0.05 LOG_EVERY=1 PY=.venv/bin/python bash benchmarks/gpu_runs.sh   # a dry run on a CPU
 set -u
 PY=${PY:-python3}
 MINUTES=${MINUTES:-5}
