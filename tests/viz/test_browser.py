@@ -4,8 +4,10 @@ Starts the viewer as a subprocess (`python -m hrm.viz.cli ... --port 0`) with ti
 (4x4 Sudoku and 7x7 maze), a small Sudoku dataset and a run directory whose metrics.jsonl grows
 during the test; solves puzzles in the page, steps through the segments, and checks that the grid,
 the residual chart, the Q chart and the PCA plot show the trace's values (read back from data-*
-attributes and compared with the trace fetched from the server). Screenshots of every page go to
-test-artifacts/viz/, and also to docs/screenshots/ when HRM_UPDATE_SCREENSHOTS=1.
+attributes and compared with the trace fetched from the server). The shipped `sudoku-9x9-hrm` and
+`maze-hard` solve a held-out puzzle each in the page too. Screenshots of every page go to
+test-artifacts/viz/; those of the shipped models, the Run and Dataset pages and the exported ARC page
+also go to docs/screenshots/ when HRM_UPDATE_SCREENSHOTS=1.
 
 Setup: `bash tests/viz/install_browser.sh` (apt chromium, pip playwright). Without them the tests
 skip, except under CI=true, where they fail: a green CI run has exercised the viewer. Optional, for
@@ -206,11 +208,13 @@ def page(browser):
     context.close()
 
 
-def shoot(page, name: str, full_page: bool = True) -> Path:
+def shoot(page, name: str, full_page: bool = True, docs: bool = True) -> Path:
+    """A screenshot in test-artifacts/viz/, and in docs/screenshots/ too when ``docs`` and
+    HRM_UPDATE_SCREENSHOTS=1 (the README shows the shipped models, not the tiny random ones)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    if os.environ.get("HRM_UPDATE_SCREENSHOTS") == "1":
+    if docs and os.environ.get("HRM_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
     return path
@@ -340,15 +344,15 @@ def test_sudoku_solve_step_through_and_charts(page, sudoku_server):
     # Box lines: a 4x4 Sudoku has 2x2 boxes, drawn as 3 + 3 thick lines.
     assert page.locator("#grid-answer svg > line").count() == 6
     page.click("#seg-first")
-    shoot(page, "puzzle-sudoku")
+    shoot(page, "puzzle-sudoku4", docs=False)
     # Play runs to the last segment by itself.
     page.click("#seg-play")
     n = len(trace["segments"])
     page.wait_for_selector(f"#seg-label[data-segment='{n}']", timeout=3000 + 1000 * n)
     check_planner(page, trace)
-    shoot(page, "planner")
+    shoot(page, "planner-sudoku4", docs=False)
     check_pca(page, trace)
-    shoot(page, "trajectories")
+    shoot(page, "trajectories-sudoku4", docs=False)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -430,7 +434,7 @@ def test_run_curves_refresh_while_training(page, sudoku_server, workdir):
         series = f"#chart-score .series[data-name='{task.name} {key}']"
         assert page.get_attribute(series, "data-n") == "1"
         assert float(page.get_attribute(series, "data-last") or "nan") == pytest.approx(score[key])
-    shoot(page, "run-score")
+    shoot(page, "run-score", docs=False)
     with metrics.open("a") as f:
         f.write('ain", "lm_loss": 0.06, "lr": 0.0011}\n')
     page.wait_for_selector(f"#run-info[data-records='{len(lines) + 3}']", timeout=15_000)
@@ -501,9 +505,59 @@ def test_maze(page, maze_server):
     path_cells = len(shortest_path(encode_maze(text.replace("\n", "")))) - 2
     assert page.locator("#grid-expected g.cell[data-value='o']").count() == path_cells
     assert page.locator("#grid-expected g.cell[data-value='G']").count() == 1
-    shoot(page, "puzzle-maze")
+    shoot(page, "puzzle-maze7", docs=False)
     check_planner(page, trace)
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+# The shipped models at work, for the README's screenshots: puzzles they never trained on.
+# sudoku-9x9-hrm: the 9th of benchmarks/sudoku9_accuracy.py's held-out hard puzzles (seed 2026),
+# which it solves with its Q head halting after 6 of 8 segments; maze-hard: test_shipped_maze's maze.
+HARD9_SUDOKU = "950000040200000070000000830024015080000000004060000000007002000500130900000506708"
+HARD9_MAZE = "\n".join(
+    [
+        "         ",
+        " ####### ",
+        " #     # ",
+        " # ### # ",
+        " #   # # ",
+        " # # # # ",
+        "   # #G#S",
+        " ### # # ",
+        "     # # ",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "name, kind, puzzle, shots",
+    [
+        ("sudoku-9x9-hrm", "sudoku", HARD9_SUDOKU, ("puzzle-sudoku", "planner", "trajectories")),
+        ("maze-hard", "maze", HARD9_MAZE, ("puzzle-maze", None, None)),
+    ],
+)
+def test_a_shipped_model_solves_in_the_page(page, name, kind, puzzle, shots):
+    server = Server(["--model", name])
+    try:
+        wait_ready(page, server.url)
+        trace = solve_in_page(page, puzzle, kind, halt="adaptive")
+        assert trace["kind"] == kind
+        n = len(trace["segments"])
+        assert 1 <= n <= trace["model"]["halt_max_steps"]
+        assert "valid" in page.inner_text("#status") and "invalid" not in page.inner_text("#status")
+        check_segment_views(page, trace)
+        page.wait_for_selector(f"#seg-label[data-segment='{n}']")
+        puzzle_shot, planner_shot, pca_shot = shots
+        shoot(page, puzzle_shot)
+        check_planner(page, trace)
+        if planner_shot:
+            shoot(page, planner_shot)
+        check_pca(page, trace)
+        if pca_shot:
+            shoot(page, pca_shot)
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        server.stop()
 
 
 def test_exported_pages_open_without_a_server(page, tmp_path, workdir):

@@ -611,7 +611,12 @@
     const mark = t.halt === "adaptive" ? halted : firstSignal;
     if (mark > 0) {
       svg("line", { x1: X(mark), x2: X(mark), y1: m.t, y2: H - m.b, stroke: "#15803d", "stroke-width": 2, class: "halt-mark", "data-seg": mark }, root);
-      svg("text", { x: X(mark) + 4, y: m.t + 12, fill: "#15803d", "font-size": 12, "font-weight": 600, text: t.halt === "adaptive" ? "halted" : "Q head would halt" }, root);
+      // The label goes left of the line near the right edge, where the legend is.
+      const left = X(mark) > W - m.r - 110;
+      svg("text", {
+        x: X(mark) + (left ? -4 : 4), y: m.t + 12, "text-anchor": left ? "end" : "start", fill: "#15803d",
+        "font-size": 12, "font-weight": 600, text: t.halt === "adaptive" ? "halted" : "Q head would halt",
+      }, root);
     }
     const series = [
       { key: "q_halt", colour: "#dc2626", label: "Q-halt" },
