@@ -84,3 +84,29 @@ def test_export_sets_the_dtype_the_model_computes_in(tmp_path):
     with pytest.raises(ConfigError, match="has no forward_dtype"):
         export_model("agent-unlocklocal", tmp_path / "agent", forward_dtype="float32")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "agent").exists()
+
+
+@pytest.mark.parametrize(
+    "model, level, message",
+    [
+        ("maze-hard", "extreme", "maze difficulty 'extreme' is not one of any, hard"),
+        ("sudoku-9x9", "impossible", "impossible"),
+        ("agent-unlocklocal", "hard", "puzzle kind is not known"),
+    ],
+)
+def test_a_card_difficulty_the_kind_does_not_generate_is_refused(tmp_path, model, level, message):
+    from hrm.checkpoint import export_model
+
+    card = tmp_path / "card.yaml"
+    card.write_text(
+        yaml.safe_dump({**yaml.safe_load((CARDS / f"{model}.yaml").read_text()), "difficulty": level})
+    )
+    with pytest.raises(ConfigError, match=message) as err:
+        export_model(model, tmp_path / "out", card_file=card)
+    assert str(card) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_maze_card_names_the_level_the_viewer_generates():
+    card = ModelCard.read(PACKAGED_DIR / "maze-hard" / "model.json").extra["card"]
+    assert card["difficulty"] == "hard"

@@ -55,7 +55,7 @@ def test_maze_hard_solves_a_fixed_hard_maze(model, capsys, tmp_path):
 def test_the_viewer_solves_with_maze_hard_by_name():
     with TestClient(create_app(model="maze-hard"), base_url="http://127.0.0.1") as client:
         info = client.get("/api/info").json()["model"]
-        assert info["kind"] == "maze" and info["side"] == 9
+        assert info["kind"] == "maze" and info["side"] == 9 and info["difficulty"] == "hard"
         made = client.post("/api/generate", json={"kind": "maze", "size": 9, "difficulty": "hard", "seed": 0})
         assert made.status_code == 200
         out = client.post("/api/solve", json={"puzzle": HARD9, "kind": "maze", "halt": "max"})

@@ -118,6 +118,9 @@ class CardFields(BaseModel):
     results: list[dict[str, str | int | float | None]] = Field(min_length=1, max_length=200)  # table rows
     measured_with: str = Field(min_length=1, max_length=1000)  # the command that printed `results`
     weaknesses: list[str] = Field(min_length=1, max_length=50)
+    # The generator level its puzzles came from ("hard" for `hrm data maze --hard`): the viewer
+    # generates that level by default. Checked on export against the levels the model's kind offers.
+    difficulty: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 def read_card_fields(path: str | Path) -> dict[str, Any]:
@@ -133,11 +136,27 @@ def read_card_fields(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"--card {p}: a card is a mapping of {', '.join(CardFields.model_fields)}")
     try:
-        return CardFields(**data).model_dump()
+        return CardFields(**data).model_dump(exclude_none=True)  # a card without a difficulty stores none
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         raise ConfigError(f"--card {p}: {where}: {err['msg']}") from None
+
+
+def check_card_difficulty(config: dict[str, Any], difficulty: str, card_file: object) -> None:
+    """ConfigError unless the puzzle kind of a model with this config generates ``difficulty``."""
+    import math
+
+    from hrm.tasks import task_for_shape
+
+    seq_len, vocab_size = int(config.get("seq_len", 0)), int(config.get("vocab_size", 0))
+    task = task_for_shape(seq_len, vocab_size)
+    if task is None:
+        raise ConfigError(f"--card {card_file}: difficulty: the model's puzzle kind is not known")
+    try:
+        task.check_generate(math.isqrt(seq_len), difficulty)
+    except ValueError as exc:
+        raise ConfigError(f"--card {card_file}: difficulty: {exc}") from None
 
 
 def _contiguous_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -491,6 +510,8 @@ def export_model(
     if forward_dtype is not None and forward_dtype not in FORWARD_DTYPES:
         raise ConfigError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {forward_dtype!r}")
     loaded_card, module, source_file = load_exportable(source, use_ema)
+    if fields is not None and "difficulty" in fields:
+        check_card_difficulty(loaded_card.config, fields["difficulty"], card_file)
     extra = dict(loaded_card.extra or {})
     # An export of an export keeps where the weights first came from.
     extra.setdefault("exported_from", f"{source_file.parent.name}/{source_file.name}")

@@ -540,6 +540,9 @@ def test_a_shipped_model_solves_in_the_page(page, name, kind, puzzle, shots):
     server = Server(["--model", name])
     try:
         wait_ready(page, server.url)
+        # Generate offers the model's side, and the level its card names (maze-hard: hard mazes)
+        assert page.input_value("#gen-kind") in (f"{kind}-9", kind)
+        assert page.input_value("#gen-difficulty") == ("hard" if name == "maze-hard" else "easy")
         trace = solve_in_page(page, puzzle, kind, halt="adaptive")
         assert trace["kind"] == kind
         n = len(trace["segments"])

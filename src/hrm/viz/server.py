@@ -390,6 +390,7 @@ class ModelSlot:
             "halt_max_steps": int(c.halt_max_steps),
             "kind": _kind_of_shape(c.seq_len, c.vocab_size),
             "side": math.isqrt(int(c.seq_len)) if math.isqrt(int(c.seq_len)) ** 2 == c.seq_len else None,
+            "difficulty": _card_difficulty(loaded),
         }
 
 
@@ -534,6 +535,14 @@ class RunView:
 # --------------------------------------------------------------------------------------------------
 # The dataset directory: examples by split and index
 # --------------------------------------------------------------------------------------------------
+
+
+def _card_difficulty(loaded: Any) -> str | None:
+    """The generator level a shipped or exported model's card names (its training puzzles'), if any."""
+    card = getattr(loaded, "card", None)
+    fields = ((card.extra or {}).get("card") if card is not None else None) or {}
+    level = fields.get("difficulty") if isinstance(fields, dict) else None
+    return level if isinstance(level, str) else None
 
 
 def _kind_of_shape(seq_len: int, vocab_size: int) -> str | None:

@@ -1503,6 +1503,9 @@
       }
     }
     syncGenControls();
+    // The level the model's puzzles came from (its card's "difficulty"), where the generator offers it.
+    const diff = $("gen-difficulty");
+    if (m.difficulty && Array.from(diff.options, (o) => o.value).includes(m.difficulty)) diff.value = m.difficulty;
   }
 
   function wire() {
