@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from hrm.tasks import TASKS
+from test_shipped_maze import HARD9 as HARD9_MAZE
 from tiny_models import save_tiny, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -514,19 +515,6 @@ def test_maze(page, maze_server):
 # sudoku-9x9-hrm: the 9th of benchmarks/sudoku9_accuracy.py's held-out hard puzzles (seed 2026),
 # which it solves with its Q head halting after 6 of 8 segments; maze-hard: test_shipped_maze's maze.
 HARD9_SUDOKU = "950000040200000070000000830024015080000000004060000000007002000500130900000506708"
-HARD9_MAZE = "\n".join(
-    [
-        "         ",
-        " ####### ",
-        " #     # ",
-        " # ### # ",
-        " #   # # ",
-        " # # # # ",
-        "   # #G#S",
-        " ### # # ",
-        "     # # ",
-    ]
-)
 
 
 @pytest.mark.parametrize(
