@@ -57,9 +57,9 @@ def tiny_model(name: str = "hrm", seed: int = 0, **extra: Any) -> ACTModel:
         cfg.setdefault("puzzle_emb_len", 0)
         cfg.pop("H_layers")
     if name == "transformer":
-        for key in ("H_layers", "L_layers", "H_cycles", "L_cycles", "halt_max_steps"):
+        for key in ("L_layers", "H_cycles", "L_cycles", "halt_max_steps"):
             cfg.pop(key)
-        cfg["num_layers"] = 1
+        cfg["H_layers"] = 1
     torch.manual_seed(seed)
     return build_model(name, cfg)
 

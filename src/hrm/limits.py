@@ -7,7 +7,7 @@ Models (checked whenever an architecture is validated: recipes at load, model ca
     MAX_MODEL_BYTES   8 GiB    weights and buffers in float32, estimated from the config before the
                                model is built (`RecursiveConfig.weight_bytes`)
     MAX_CYCLES        32       H_cycles, L_cycles (the published recipes use 2 to 6)
-    MAX_LAYERS        64       H_layers, L_layers, num_layers (published: 1 to 8)
+    MAX_LAYERS        64       H_layers, L_layers (published: 1 to 8)
     MAX_SEGMENTS      256      halt_max_steps and `hrm solve --segments` (published: 16)
     MAX_HALT_MARGIN   100      |halting margin| (`hrm solve --halt-margin`, a card's halt_margin)
     MAX_SEQ_LEN       16384    positions of a sequence, puzzle-embedding positions included

@@ -137,6 +137,42 @@ def test_reference_class_names_resolve():
     assert type(make_config("HierarchicalReasoningModel_ACTV1", SMALL)).__name__ == "HRMConfig"
     cfg = make_config("recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", SMALL)
     assert type(cfg).__name__ == "TRMConfig"
+    cfg = make_config("recursive_reasoning.transformers_baseline@Model_ACTV2", SMALL)
+    assert type(cfg).__name__ == "TransformerConfig" and cfg.block_count() == SMALL["H_layers"]
+    # The TRM repository's ablations reuse TRM's class name in other modules: refused, not mistaken.
+    with pytest.raises(ConfigError, match=r"unknown model 'recursive_reasoning\.trm_singlez@"):
+        make_config("recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1", SMALL)
+
+
+def test_the_transformer_baseline_is_the_references_ablation():
+    model = build_model("transformer", seq_len=16, vocab_size=5, hidden_size=32, num_heads=2, H_layers=3)
+    assert len(model.inner.H_level.layers) == 3 and "inner.L_init" not in model.state_dict()
+    batch = {
+        "inputs": torch.randint(0, 5, (2, 16)),
+        "labels": torch.randint(0, 5, (2, 16)),
+        "puzzle_identifiers": torch.zeros(2, dtype=torch.int32),
+    }
+    carry = model.initial_carry(batch)
+    assert carry.z_L is carry.z_H  # no L state
+    # act_enabled=false: training runs every row for all segments, whatever the Q head says
+    off = build_model(
+        "transformer",
+        seq_len=16,
+        vocab_size=5,
+        hidden_size=32,
+        num_heads=2,
+        halt_max_steps=3,
+        act_enabled=False,
+    )
+    with torch.no_grad():
+        off.inner.q_head.bias.copy_(torch.tensor([9.0, -9.0]))  # Q-halt far above Q-continue
+    off.train()
+    carry = off.initial_carry(batch)
+    for _ in range(2):
+        carry, outputs = off(carry, batch)
+        assert not carry.halted.any() and "target_q_continue" not in outputs
+    with pytest.raises(ConfigError, match="act_inference must be false"):
+        make_config("transformer", SMALL, act_inference=True)
 
 
 @pytest.mark.parametrize(

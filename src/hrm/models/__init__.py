@@ -53,6 +53,7 @@ MODELS: dict[str, ModelSpec] = {
             (
                 "HierarchicalReasoningModel_ACTV1",
                 "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+                "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1",  # the TRM repository's copy
                 "hrm_act_v1",
             ),
         ),
@@ -66,7 +67,18 @@ MODELS: dict[str, ModelSpec] = {
                 "trm_act_v1",
             ),
         ),
-        ModelSpec("transformer", TransformerConfig, TransformerInner, ("baseline", "direct")),
+        ModelSpec(
+            "transformer",
+            TransformerConfig,
+            TransformerInner,
+            (
+                "Model_ACTV2",
+                "recursive_reasoning.transformers_baseline@Model_ACTV2",
+                "transformers_baseline",
+                "baseline",
+                "direct",
+            ),
+        ),
     )
 }
 
@@ -75,7 +87,9 @@ def model_spec(name: str) -> ModelSpec:
     """The spec for a model name: ours (`hrm`, `trm`, `transformer`) or the reference's class name."""
     key = name.strip()
     for spec in MODELS.values():
-        if key == spec.name or key in spec.aliases or key.split("@")[-1] in spec.aliases:
+        # A reference `module@Class` name must be one we know: the TRM repository's ablations reuse
+        # the class name TinyRecursiveReasoningModel_ACTV1 in other modules (trm_singlez, trm_hier6).
+        if key == spec.name or key in spec.aliases:
             return spec
     raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
 
@@ -107,6 +121,8 @@ def build_model(name: str, config: Mapping[str, Any] | RecursiveConfig | None = 
     inner = spec.inner_cls(cfg)
     if isinstance(cfg, TRMConfig):
         return ACTModel(inner, q_target=not cfg.no_ACT_continue, halt_on_q_halt_only=cfg.no_ACT_continue)
+    if isinstance(cfg, TransformerConfig):  # the reference trains no Q-continue target for it
+        return ACTModel(inner, q_target=False, adaptive_training=cfg.act_enabled)
     return ACTModel(inner)
 
 

@@ -11,7 +11,7 @@ import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -217,10 +217,13 @@ def cpu_rows_per_slice(
 
 
 class RecursiveInner(nn.Module, abc.ABC):
-    """Embeddings, heads and initial states; subclasses define `_build` and `reason`."""
+    """Embeddings, heads and initial states; subclasses define `_build` and `reason`. A model without
+    an L state (`has_L_state` false: the transformer baseline) has no L_init, and its carried z_L is
+    z_H itself."""
 
     H_init: torch.Tensor
     L_init: torch.Tensor
+    has_L_state: ClassVar[bool] = True
 
     def __init__(self, config: RecursiveConfig):
         super().__init__()
@@ -247,7 +250,8 @@ class RecursiveInner(nn.Module, abc.ABC):
             )
         self._build()
         self.register_buffer("H_init", trunc_normal_(torch.empty(d), std=1.0))
-        self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
+        if self.has_L_state:
+            self.register_buffer("L_init", trunc_normal_(torch.empty(d), std=1.0))
         with torch.no_grad():
             # Q head starts by saying "continue" firmly: both logits -5.
             self.q_head.weight.zero_()
@@ -293,15 +297,18 @@ class RecursiveInner(nn.Module, abc.ABC):
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
         shape = (batch_size, self.config.total_len, self.config.hidden_size)
         device = device or self.H_init.device
-        return (
-            self.H_init.to(self.config.dtype).expand(shape).to(device).clone(),
-            self.L_init.to(self.config.dtype).expand(shape).to(device).clone(),
-        )
+        z_H = self.H_init.to(self.config.dtype).expand(shape).to(device).clone()
+        if not self.has_L_state:
+            return z_H, z_H
+        return z_H, self.L_init.to(self.config.dtype).expand(shape).to(device).clone()
 
     def reset(self, reset: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, ...]:
         flag = reset.view(-1, 1, 1)
         dtype = self.config.dtype
-        return torch.where(flag, self.H_init.to(dtype), z_H), torch.where(flag, self.L_init.to(dtype), z_L)
+        z_H = torch.where(flag, self.H_init.to(dtype), z_H)
+        if not self.has_L_state:
+            return z_H, z_H
+        return z_H, torch.where(flag, self.L_init.to(dtype), z_L)
 
     def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
@@ -337,7 +344,8 @@ class ACTModel(nn.Module):
 
     `q_target` says whether training computes the bootstrapped target for Q-continue (one extra
     no-gradient segment); `halt_on_q_halt_only` makes the halting rule `q_halt > 0` (TRM's
-    no_ACT_continue) instead of `q_halt > q_continue`.
+    no_ACT_continue) instead of `q_halt > q_continue`; `adaptive_training` false makes training run
+    every row for all segments, without the Q head or exploration (the baseline's act_enabled=false).
 
     How a call runs is given by its arguments, never set on the model: `halt` (evaluation mode only),
     `max_segments` (None: the config's `halt_max_steps`), `exploration` (training mode: the draws of
@@ -346,11 +354,18 @@ class ACTModel(nn.Module):
     halting needs `q_halt > margin`, or `q_halt > q_continue + margin`; 0 is the reference rule).
     """
 
-    def __init__(self, inner: RecursiveInner, q_target: bool = True, halt_on_q_halt_only: bool = False):
+    def __init__(
+        self,
+        inner: RecursiveInner,
+        q_target: bool = True,
+        halt_on_q_halt_only: bool = False,
+        adaptive_training: bool = True,
+    ):
         super().__init__()
         self.inner = inner
         self.q_target = q_target
         self.halt_on_q_halt_only = halt_on_q_halt_only
+        self.adaptive_training = adaptive_training
 
     @property
     def config(self) -> RecursiveConfig:
@@ -395,13 +410,13 @@ class ACTModel(nn.Module):
             steps = steps + 1
             last = steps >= limit
             halted = last
-            adaptive = self.training or halt == "adaptive"
+            adaptive = self.adaptive_training if self.training else halt == "adaptive"
             if adaptive and limit > 1:
                 margin = 0.0 if self.training else halt_margin  # training halts as the reference does
                 halted = halted | (
                     (q_halt > margin) if self.halt_on_q_halt_only else (q_halt > q_continue + margin)
                 )
-            if self.training and limit > 1:
+            if self.training and self.adaptive_training and limit > 1:
                 if exploration is not None:
                     uniform, draw = exploration(steps.shape[0])
                     uniform, draw = uniform.to(q_halt.device), draw.to(steps.device, steps.dtype)
