@@ -18,6 +18,7 @@ the next save or resume. Only the newest `keep` are kept. Directories in checkpo
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -145,8 +146,7 @@ def read_card_fields(path: str | Path) -> dict[str, Any]:
 
 def check_card_difficulty(config: dict[str, Any], difficulty: str, card_file: object) -> None:
     """ConfigError unless the puzzle kind of a model with this config generates ``difficulty``."""
-    import math
-
+    # Imported only when a card names a difficulty: the tasks pull in the data code.
     from hrm.tasks import task_for_shape
 
     seq_len, vocab_size = int(config.get("seq_len", 0)), int(config.get("vocab_size", 0))
