@@ -518,19 +518,20 @@ HARD9_SUDOKU = "9500000402000000700000008300240150800000000040600000000070020005
 
 
 @pytest.mark.parametrize(
-    "name, kind, puzzle, shots",
+    "name, kind, level, puzzle, shots",
     [
-        ("sudoku-9x9-hrm", "sudoku", HARD9_SUDOKU, ("puzzle-sudoku", "planner", "trajectories")),
-        ("maze-hard", "maze", HARD9_MAZE, ("puzzle-maze", None, None)),
+        ("sudoku-9x9-hrm", "sudoku", "easy", HARD9_SUDOKU, ("puzzle-sudoku", "planner", "trajectories")),
+        ("maze-hard", "maze", "hard", HARD9_MAZE, ("puzzle-maze", None, None)),
     ],
 )
-def test_a_shipped_model_solves_in_the_page(page, name, kind, puzzle, shots):
+def test_a_shipped_model_solves_in_the_page(page, name, kind, level, puzzle, shots):
     server = Server(["--model", name])
     try:
         wait_ready(page, server.url)
-        # Generate offers the model's side, and the level its card names (maze-hard: hard mazes)
+        # Generate offers the model's side, and the level its card names (sudoku-9x9-hrm names
+        # none: the first level; maze-hard: hard mazes)
         assert page.input_value("#gen-kind") in (f"{kind}-9", kind)
-        assert page.input_value("#gen-difficulty") == ("hard" if name == "maze-hard" else "easy")
+        assert page.input_value("#gen-difficulty") == level
         trace = solve_in_page(page, puzzle, kind, halt="adaptive")
         assert trace["kind"] == kind
         n = len(trace["segments"])
