@@ -11,7 +11,8 @@ and keep only shortest paths of at least the size's hardness filter (`hrm data m
 ceil(111 * N / 30) moves; 111 at 30x30, the published Maze-Hard filter). A maze counts as solved
 when the answer marks a shortest S->G path and changes nothing else (exact accuracy, as published).
 A model only runs on mazes of the size it was trained on: other sizes are reported as not run, with
-the reason.
+the reason. Each row also splits the accuracy between mazes with one shortest path and mazes with
+several (and gives the share of the latter).
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"{len(mazes)} {level} {size}x{size} mazes ready in {seconds:.0f} s", flush=True)
         model_mazes = model_mazes or mazes
+        # Mazes with several shortest paths: a model that learned one stored path per maze may mix them.
+        several = np.array(
+            [
+                maze_data.count_shortest_paths(maze_data.encode_maze(m.replace("\n", ""), size)) > 1
+                for m in mazes
+            ]
+        )
         runs: list[tuple[str, int | None]] = [("adaptive", None), ("max", None)]
         if args.segments and args.segments != loaded.model.config.halt_max_steps and level == "hard":
             runs.append(("max", args.segments))  # "max" already runs the model's own count
@@ -105,6 +113,13 @@ def main() -> None:
                     "halt": halt,
                     "max_segments": sols[0].max_segments,
                     "exact_accuracy": exact_accuracy(sols),
+                    "several_paths_share": float(several.mean()),
+                    "exact_one_path": exact_accuracy(
+                        [s for s, k in zip(sols, several, strict=True) if not k]
+                    ),
+                    "exact_several_paths": exact_accuracy(
+                        [s for s, k in zip(sols, several, strict=True) if k]
+                    ),
                     "mean_segments": float(np.mean([s.segments for s in sols])),
                     "mazes_per_s": len(mazes) / seconds,
                 }

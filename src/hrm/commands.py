@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     p.add_argument("--out", help="directory for metrics.json (and submission.json for ARC)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--targets",
+        choices=("label", "closest_answer"),
+        default="label",
+        help="score against the dataset's label (default), or, for puzzles with several right answers "
+        "(mazes), against the right answer closest to the prediction: any right answer counts",
+    )
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser(
@@ -140,6 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
         device=args.device,
         use_ema=not args.no_ema,
         out=args.out,
+        targets=args.targets,
     )
     if args.json and os.environ.get("RANK", "0") == "0":  # under torchrun, the main process only
         json.dump(report, sys.stdout, indent=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,11 @@ from hrm.limits import MAX_COUNT, MAX_MINUTES, MAX_RECIPE_BYTES, MAX_SEED, MAX_T
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.models.losses import LossType
+
+# What training and evaluation score a row against: the dataset's label, or the right answer the model
+# finds most likely (`Task.closest_answer_labels`, for puzzles with several right answers).
+Targets = Literal["label", "closest_answer"]
+TARGETS: tuple[str, ...] = get_args(Targets)
 
 # Architecture fields that come from the dataset, not the recipe.
 DATA_FIELDS = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers")
@@ -60,6 +65,11 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.1, ge=0)
     puzzle_emb_lr: float = Field(1e-2, ge=0)
     puzzle_emb_weight_decay: float = Field(0.1, ge=0)
+
+    # What a row learns and is scored against (`Targets`): with closest_answer (puzzles with several
+    # right answers, such as mazes with two shortest paths) each segment learns the right answer its
+    # own prediction is closest to, so no right answer is taught as wrong; evaluations score the same.
+    targets: Targets = "label"
 
     ema: bool = False
     ema_rate: float = Field(0.999, ge=0, le=1)

@@ -24,6 +24,7 @@ from hrm.inference.runner import run_until_halted
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead, HaltMode, act_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hrm.config import Targets
     from hrm.tasks import DatasetScore, Task
 
 
@@ -179,8 +180,11 @@ def evaluate_cli(
     device: str = "auto",
     use_ema: bool = True,
     out: str | None = None,
+    targets: Targets = "label",
 ) -> dict[str, Any]:
-    """`hrm eval`: load, evaluate, print, and write metrics.json (+ ARC's submission.json). Under
+    """`hrm eval`: load, evaluate, print, and write metrics.json (+ ARC's submission.json). With
+    `targets="closest_answer"` (puzzles with several right answers: mazes) a row is scored against the
+    right answer closest to its prediction, so exact accuracy counts any right answer. Under
     `torchrun` every process evaluates its share of each batch, the metrics are summed and a task's
     dataset score is computed once, from every process's predictions; the main process prints and
     writes. Non-finite numbers (a broken model) are reported as null, with a warning on stderr."""
@@ -189,7 +193,7 @@ def evaluate_cli(
     info = distributed.setup(device)
     finished = False
     try:
-        metrics = _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out)
+        metrics = _evaluate_cli(info, model_path, data, halt, batch_size, max_batches, use_ema, out, targets)
         finished = True
         return metrics
     finally:
@@ -206,6 +210,7 @@ def _evaluate_cli(
     max_batches: int | None,
     use_ema: bool,
     out: str | None,
+    targets: Targets,
 ) -> dict[str, Any]:
     import time
 
@@ -233,7 +238,15 @@ def _evaluate_cli(
             f"--data {data}: sequences of length {meta.seq_len} over {meta.vocab_size} tokens do not fit the "
             f"model (seq_len {model.config.seq_len}, vocab {model.config.vocab_size})"
         )
-    head = ACTLossHead(model, loaded.card.loss_type).to(info.device)
+    answer_labels = None
+    if targets == "closest_answer":
+        from hrm.tasks import several_answers_task
+
+        task_of_data = several_answers_task(
+            meta.seq_len, meta.vocab_size, f"--data {data}", "--targets closest_answer"
+        )
+        answer_labels = task_of_data.closest_answer_labels
+    head = ACTLossHead(model, loaded.card.loss_type, answer_labels).to(info.device)
     dataset = PuzzleDataset(
         {
             "dataset_path": str(data),
@@ -252,6 +265,7 @@ def _evaluate_cli(
         "model": str(loaded.source),
         "data": str(data),
         "halt": halt,
+        "targets": targets,
         "seconds": round(seconds, 3),
         "metrics": result.metrics,
     }

@@ -169,6 +169,28 @@ def shortest_path(grid: np.ndarray) -> list[tuple[int, int]] | None:
     return path
 
 
+def count_shortest_paths(grid: np.ndarray) -> int:
+    """How many shortest S->G paths an encoded maze has (0 when G is unreachable)."""
+    grid = np.asarray(grid)
+    s, g = _find_one(grid, START), _find_one(grid, GOAL)
+    if s is None or g is None:
+        raise ValueError("needs exactly one S and one G")
+    dist = bfs_distances(grid != WALL, s)
+    if dist[g] < 0:
+        return 0
+    h, w = grid.shape
+    ways = np.zeros((h, w), dtype=object)  # Python ints: the count can outgrow int64 in open 30x30 grids
+    ways[s] = 1
+    for k in range(1, int(dist[g]) + 1):
+        for r, c in np.argwhere(dist == k):
+            ways[r, c] = sum(
+                ways[r + dr, c + dc]
+                for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                if 0 <= r + dr < h and 0 <= c + dc < w and dist[r + dr, c + dc] == k - 1
+            )
+    return int(ways[g])
+
+
 def solve_maze(grid: np.ndarray) -> np.ndarray:
     """The label for an input maze: the grid with one shortest S->G path marked ``o``."""
     path = shortest_path(grid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -24,11 +25,20 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.log(s / s.sum(dim=dim, keepdim=True))
 
 
-def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID):
-    """Per-token loss with stablemax in place of softmax, in float64 (as the HRM reference; Apple's
-    MPS has no float64, so there it is float32)."""
+def stablemax_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """Token log-probabilities under stablemax, in float64 (as the HRM reference; Apple's MPS has no
+    float64, so there it is float32)."""
     wide = torch.float32 if logits.device.type == "mps" else torch.float64
-    logprobs = log_stablemax(logits.to(wide), dim=-1)
+    return log_stablemax(logits.to(wide), dim=-1)
+
+
+def softmax_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(logits.to(torch.float32), dim=-1)
+
+
+def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID):
+    """Per-token loss with stablemax in place of softmax (see `stablemax_logprobs`)."""
+    logprobs = stablemax_logprobs(logits)
     valid = labels != ignore_index
     picked = torch.gather(logprobs, -1, torch.where(valid, labels, 0).long().unsqueeze(-1)).squeeze(-1)
     return -torch.where(valid, picked, 0)
@@ -41,6 +51,10 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_ind
 
 
 LOSSES = {"stablemax_cross_entropy": stablemax_cross_entropy, "softmax_cross_entropy": softmax_cross_entropy}
+# The token log-probabilities each loss is the negative of, at the label.
+LOGPROBS = {"stablemax_cross_entropy": stablemax_logprobs, "softmax_cross_entropy": softmax_logprobs}
+# Training labels chosen from the model's log-probabilities: (inputs, labels, logprobs) -> labels.
+AnswerLabels = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def as_loss_type(value: object) -> LossType:
@@ -92,13 +106,23 @@ class ACTLossHead(nn.Module):
     The loss is summed over rows (each row's token loss averaged over its labelled positions), plus
     half the Q losses; the trainer divides by the global batch size. Metrics are sums over rows that
     halted this call and have at least one label. Keyword arguments pass through to `ACTModel`.
+
+    With `answer_labels` (for puzzles with several right answers, `Task.closest_answer_labels`),
+    each segment's labels are the right answer its own log-probabilities make most likely, so the
+    loss, the exact accuracy and the Q-halt target all count any right answer as right.
     """
 
-    def __init__(self, model: ACTModel, loss_type: LossType = "stablemax_cross_entropy"):
+    def __init__(
+        self,
+        model: ACTModel,
+        loss_type: LossType = "stablemax_cross_entropy",
+        answer_labels: AnswerLabels | None = None,
+    ):
         super().__init__()
         self.model = model
         self.loss_type = as_loss_type(loss_type)
         self.loss_fn = LOSSES[loss_type]
+        self.answer_labels = answer_labels
 
     def initial_carry(self, batch: Batch) -> Carry:
         return self.model.initial_carry(batch)
@@ -145,6 +169,10 @@ class ACTLossHead(nn.Module):
         )
         labels = carry.current_data["labels"]
         logits = outputs["logits"]
+        if self.answer_labels is not None:
+            with torch.no_grad():
+                logprobs = LOGPROBS[self.loss_type](logits.detach())
+                labels = self.answer_labels(carry.current_data["inputs"], labels, logprobs)
         q_halt = outputs["q_halt_logits"]
         with torch.no_grad():
             preds = logits.detach().argmax(-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hrm.errors import DataError
+from hrm.errors import ConfigError, DataError
 from hrm.tasks.arc import ARCTask
 from hrm.tasks.base import (
     MAX_VIEWER_SIDE,
@@ -53,6 +53,20 @@ def task_for_shape(seq_len: int, vocab_size: int) -> Task | None:
     """The one task a model or dataset of this shape is (None when none or several fit)."""
     found = tasks_fitting(seq_len, vocab_size)
     return found[0] if len(found) == 1 else None
+
+
+def several_answers_task(seq_len: int, vocab_size: int, data: str, option: str) -> Task:
+    """The task of a dataset (`data`, of this shape) whose puzzles may have several right answers, for
+    `option` (how the user asked for closest-answer targets); ConfigError naming both otherwise."""
+    task = task_for_shape(seq_len, vocab_size)
+    if task is None or not task.several_answers:
+        holds = (
+            f"{task.title} puzzles, which have one right answer" if task else "puzzles of no one known kind"
+        )
+        raise ConfigError(
+            f"{option} needs puzzles with several right answers (mazes), but {data} holds {holds}"
+        )
+    return task
 
 
 def task_for(puzzle: Any = None, config: Any = None, suffix: str = "") -> Task:

@@ -14,11 +14,14 @@ import abc
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from hrm.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 # A grid as the API gives it: Sudoku digits, maze characters or ARC colours, row by row.
 Grid = list[list[Any]]
@@ -108,6 +111,8 @@ class Task(abc.ABC):
     generates: ClassVar[bool] = False  # `generate` makes new puzzles
     file_suffixes: ClassVar[tuple[str, ...]] = ()  # a file with one of these holds one of its puzzles
     menu_order: ClassVar[int] = 100  # where the viewer lists the kind among the others (lower first)
+    # A puzzle may have several right answers, and `closest_answer_labels` picks one to learn.
+    several_answers: ClassVar[bool] = False
 
     # -- which shapes and inputs are this kind -------------------------------------------------------
     @abc.abstractmethod
@@ -272,6 +277,15 @@ class Task(abc.ABC):
         """The task's own score of evaluation predictions (`hrm.evaluate.evaluate(collect=True)`) on the
         dataset in `data_dir`, or None when it has none beyond the ACT metrics."""
         return None
+
+    def closest_answer_labels(
+        self, inputs: torch.Tensor, labels: torch.Tensor, logprobs: torch.Tensor
+    ) -> torch.Tensor:
+        """Training labels for a batch of encoded puzzles (`inputs`, `labels`: [B, L]) when a puzzle may
+        have several right answers: per row, the right answer the model's `logprobs` ([B, L, vocab])
+        make most likely. A learner is then never told that a right answer other than the one the
+        dataset stored is wrong (see `several_answers`)."""
+        raise NotImplementedError(f"a {self.title} has one right answer")
 
     def check_generate(self, size: int, difficulty: str | None) -> None:
         """ValueError when `generate` cannot make a puzzle of this size and difficulty (ones `describe`

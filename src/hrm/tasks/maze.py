@@ -4,7 +4,7 @@ shortest S->G path with 'o'. Tokens PAD=0 then the characters '# SGo' (the refer
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,11 +22,15 @@ from hrm.tasks.base import (
     short,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 MARKS = frozenset("#SGo")
 # What the viewer generates: any maze, or a hard one (`hrm data maze --hard`), from 9x9 (smaller sides
 # rarely have a path that long).
 MAZE_DIFFICULTIES = ("any", "hard")
 HARD_MIN_SIZE = 9
+STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right: the tie order walking back
 
 
 def maze_chars(tokens: np.ndarray) -> Grid:
@@ -50,11 +54,106 @@ def maze_tokens(grid: Grid) -> np.ndarray | None:
         return None
 
 
+def closest_shortest_paths(
+    inputs: torch.Tensor, labels: torch.Tensor, logprobs: torch.Tensor
+) -> torch.Tensor:
+    """Per row of encoded mazes (`inputs`, `labels`: [B, N*N]; `logprobs`: [B, N*N, vocab]), the label
+    that marks the shortest S->G path the model finds most likely: the one whose token loss
+    (-logprobs) is least. Rows that are not a maze with one S, one G and a path keep their labels.
+
+    The labels differ from the given ones only where a maze has several shortest paths. The path is
+    the heaviest S->G walk through the cells on some shortest path, each cell weighing
+    logprob('o') - logprob(' '): a dynamic programme over the distance from S, in N*N
+    whole-batch steps at most."""
+    import torch
+
+    rows, cells = inputs.shape
+    side = math.isqrt(cells)
+    grid = inputs.reshape(rows, side, side)
+    passable = (grid == maze_data.OPEN) | (grid == maze_data.START) | (grid == maze_data.GOAL)
+    start, goal = grid == maze_data.START, grid == maze_data.GOAL
+    far = cells + 1  # farther than any path
+
+    def shifted(x: torch.Tensor, dr: int, dc: int, fill: float | int) -> torch.Tensor:
+        """x moved so that each cell holds its neighbour (r + dr, c + dc); `fill` beyond the edge."""
+        out = torch.full_like(x, fill)
+        out[:, max(0, -dr) : side - max(0, dr), max(0, -dc) : side - max(0, dc)] = x[
+            :, max(0, dr) : side - max(0, -dr), max(0, dc) : side - max(0, -dc)
+        ]
+        return out
+
+    def distances(source: torch.Tensor) -> torch.Tensor:
+        dist = torch.where(source & passable, 0, far)
+        for _ in range(cells):
+            up, down, left, right = (shifted(dist, dr, dc, far) for dr, dc in STEPS)
+            nearest = torch.minimum(torch.minimum(up, down), torch.minimum(left, right)) + 1
+            new = torch.where(passable, torch.minimum(dist, nearest), far)
+            if torch.equal(new, dist):
+                break
+            dist = new
+        return dist
+
+    from_start, from_goal = distances(start), distances(goal)
+    length = torch.where(goal, from_start, 0).sum((1, 2))
+    ok = (start.sum((1, 2)) == 1) & (goal.sum((1, 2)) == 1) & (length < far)
+    on_some_path = passable & (from_start + from_goal == length.view(-1, 1, 1)) & ok.view(-1, 1, 1)
+
+    weight = (logprobs[..., maze_data.PATH] - logprobs[..., maze_data.OPEN]).reshape(rows, side, side)
+    weight = torch.nan_to_num(weight.double(), nan=0.0, posinf=1e9, neginf=-1e9)
+    best = torch.where(start & ok.view(-1, 1, 1), 0.0, -math.inf).to(weight.dtype)
+    steps_to_goal = int(length[ok].max()) if bool(ok.any()) else 0
+    for k in range(1, steps_to_goal + 1):
+        # Neighbours differ by one in distance from S (a grid is bipartite): the best so far of the
+        # layer before is the only finite value a layer-k cell can see.
+        up, down, left, right = (shifted(best, dr, dc, -math.inf) for dr, dc in STEPS)
+        reach = torch.maximum(torch.maximum(up, down), torch.maximum(left, right))
+        layer = on_some_path & (from_start == k)
+        best = torch.where(layer, torch.where(goal, 0.0, weight) + reach, best)
+
+    # Walk back from G, each step to the best neighbour one move nearer S on some shortest path.
+    flat_best, flat_dist, flat_on = (
+        best.reshape(rows, cells),
+        from_start.reshape(rows, cells),
+        on_some_path.reshape(rows, cells),
+    )
+    at = torch.where(ok, goal.reshape(rows, cells).float().argmax(1), 0)
+    on_path = torch.zeros(rows, cells, dtype=torch.bool, device=inputs.device)
+    row_ids = torch.arange(rows, device=inputs.device)
+    for _ in range(steps_to_goal - 1):
+        here = flat_dist[row_ids, at]
+        r, c = at // side, at % side
+        options = []
+        for dr, dc in STEPS:
+            nr, nc = r + dr, c + dc
+            inside = (nr >= 0) & (nr < side) & (nc >= 0) & (nc < side)
+            idx = nr.clamp(0, side - 1) * side + nc.clamp(0, side - 1)
+            fits = inside & flat_on[row_ids, idx] & (flat_dist[row_ids, idx] == here - 1)
+            options.append((torch.where(fits, flat_best[row_ids, idx], -math.inf), idx))
+        values = torch.stack([v for v, _ in options], 1)
+        choice = values.argmax(1)
+        nxt = torch.stack([i for _, i in options], 1)[row_ids, choice]
+        moving = ok & (here > 1)
+        at = torch.where(moving, nxt, at)
+        on_path[row_ids[moving], at[moving]] = True
+
+    out = labels.reshape(rows, side, side).clone()
+    out[on_some_path & ~start & ~goal] = maze_data.OPEN
+    out = out.reshape(rows, cells)
+    out[on_path] = maze_data.PATH
+    return out
+
+
 class MazeTask(Task):
     name = "maze"
     title = "maze"
     generates = True
     menu_order = 1
+    several_answers = True  # a maze may have several shortest paths
+
+    def closest_answer_labels(
+        self, inputs: torch.Tensor, labels: torch.Tensor, logprobs: torch.Tensor
+    ) -> torch.Tensor:
+        return closest_shortest_paths(inputs, labels, logprobs)
 
     def fits(self, seq_len: int, vocab_size: int) -> bool:
         side = math.isqrt(seq_len)
