@@ -99,7 +99,8 @@ def closest_shortest_paths(
     on_some_path = passable & (from_start + from_goal == length.view(-1, 1, 1)) & ok.view(-1, 1, 1)
 
     weight = (logprobs[..., maze_data.PATH] - logprobs[..., maze_data.OPEN]).reshape(rows, side, side)
-    weight = torch.nan_to_num(weight.double(), nan=0.0, posinf=1e9, neginf=-1e9)
+    wide = torch.float32 if weight.device.type == "mps" else torch.float64  # MPS has no float64
+    weight = torch.nan_to_num(weight.to(wide), nan=0.0, posinf=1e9, neginf=-1e9)
     best = torch.where(start & ok.view(-1, 1, 1), 0.0, -math.inf).to(weight.dtype)
     steps_to_goal = int(length[ok].max()) if bool(ok.any()) else 0
     for k in range(1, steps_to_goal + 1):
