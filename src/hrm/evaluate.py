@@ -117,7 +117,7 @@ def evaluate(
             break
         batch = {k: v.to(device) for k, v in batch.items()}
         out = run_until_halted(head.model, batch, halt=halt)
-        labels = batch["labels"]
+        labels = head.scored_labels(batch["inputs"], batch["labels"], out.logits)
         with torch.no_grad():
             metrics = act_metrics(
                 labels, out.preds, out.q_halt, out.steps, torch.ones_like(out.steps, dtype=torch.bool)

@@ -127,6 +127,14 @@ class ACTLossHead(nn.Module):
     def initial_carry(self, batch: Batch) -> Carry:
         return self.model.initial_carry(batch)
 
+    def scored_labels(self, inputs: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The labels a segment's loss and metrics score against: the dataset's, or with
+        `answer_labels` the right answer these logits make most likely."""
+        if self.answer_labels is None:
+            return labels
+        with torch.no_grad():
+            return self.answer_labels(inputs, labels, LOGPROBS[self.loss_type](logits.detach()))
+
     def losses(
         self,
         logits: torch.Tensor,
@@ -167,12 +175,8 @@ class ACTLossHead(nn.Module):
             exploration=exploration,
             rows_per_slice=rows_per_slice,
         )
-        labels = carry.current_data["labels"]
         logits = outputs["logits"]
-        if self.answer_labels is not None:
-            with torch.no_grad():
-                logprobs = LOGPROBS[self.loss_type](logits.detach())
-                labels = self.answer_labels(carry.current_data["inputs"], labels, logprobs)
+        labels = self.scored_labels(carry.current_data["inputs"], carry.current_data["labels"], logits)
         q_halt = outputs["q_halt_logits"]
         with torch.no_grad():
             preds = logits.detach().argmax(-1)
