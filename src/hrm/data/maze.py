@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHARSET = "# SGo"  # tokens 1..5 (0 is PAD, hrm.data.build.PAD_ID)
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
+# The four moves, up, down, left, right: the order in which a walk along a shortest path breaks ties.
+STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 VOCAB_SIZE = len(CHARSET) + 1
 MIN_SIZE = 5
 DEFAULT_SIZE = 30
@@ -144,14 +146,19 @@ def bfs_distances(passable: np.ndarray, source: tuple[int, int]) -> np.ndarray:
     return np.array(dist, dtype=np.int32).reshape(h, w)
 
 
+def _start_and_goal(grid: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    s, g = _find_one(grid, START), _find_one(grid, GOAL)
+    if s is None or g is None:
+        raise ValueError("needs exactly one S and one G")
+    return s, g
+
+
 def shortest_path(grid: np.ndarray) -> list[tuple[int, int]] | None:
     """One shortest S->G path (a list of cells from S to G inclusive) in an encoded maze, or None
     when G is unreachable. Among several shortest paths the choice is deterministic: from each
     cell the walk steps up, down, left, right — the first that gets closer to G."""
     grid = np.asarray(grid)
-    s, g = _find_one(grid, START), _find_one(grid, GOAL)
-    if s is None or g is None:
-        raise ValueError("needs exactly one S and one G")
+    s, g = _start_and_goal(grid)
     dist = bfs_distances(grid != WALL, g)
     if dist[s] < 0:
         return None
@@ -160,7 +167,7 @@ def shortest_path(grid: np.ndarray) -> list[tuple[int, int]] | None:
     r, c = s
     while (r, c) != g:
         want = dist[r, c] - 1
-        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        for dr, dc in STEPS:
             nr, nc = r + dr, c + dc
             if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] == want:
                 r, c = nr, nc
@@ -172,9 +179,7 @@ def shortest_path(grid: np.ndarray) -> list[tuple[int, int]] | None:
 def count_shortest_paths(grid: np.ndarray) -> int:
     """How many shortest S->G paths an encoded maze has (0 when G is unreachable)."""
     grid = np.asarray(grid)
-    s, g = _find_one(grid, START), _find_one(grid, GOAL)
-    if s is None or g is None:
-        raise ValueError("needs exactly one S and one G")
+    s, g = _start_and_goal(grid)
     dist = bfs_distances(grid != WALL, s)
     if dist[g] < 0:
         return 0
@@ -185,7 +190,7 @@ def count_shortest_paths(grid: np.ndarray) -> int:
         for r, c in np.argwhere(dist == k):
             ways[r, c] = sum(
                 ways[r + dr, c + dc]
-                for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                for dr, dc in STEPS
                 if 0 <= r + dr < h and 0 <= c + dc < w and dist[r + dr, c + dc] == k - 1
             )
     return int(ways[g])
@@ -252,12 +257,11 @@ def carve_maze(size: int, rnd: random.Random, loop_fraction: float = DEFAULT_LOO
     visited[start[0]][start[1]] = True
     grid[off_r + 2 * start[0], off_c + 2 * start[1]] = OPEN
     stack = [start]
-    steps = ((-1, 0), (1, 0), (0, -1), (0, 1))
     while stack:
         r, c = stack[-1]
         options = [
             (r + dr, c + dc)
-            for dr, dc in steps
+            for dr, dc in STEPS
             if 0 <= r + dr < rows and 0 <= c + dc < cols and not visited[r + dr][c + dc]
         ]
         if not options:

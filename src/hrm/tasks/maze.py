@@ -30,7 +30,6 @@ MARKS = frozenset("#SGo")
 # rarely have a path that long).
 MAZE_DIFFICULTIES = ("any", "hard")
 HARD_MIN_SIZE = 9
-STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right: the tie order walking back
 
 
 def maze_chars(tokens: np.ndarray) -> Grid:
@@ -85,7 +84,7 @@ def closest_shortest_paths(
     def distances(source: torch.Tensor) -> torch.Tensor:
         dist = torch.where(source & passable, 0, far)
         for _ in range(cells):
-            up, down, left, right = (shifted(dist, dr, dc, far) for dr, dc in STEPS)
+            up, down, left, right = (shifted(dist, dr, dc, far) for dr, dc in maze_data.STEPS)
             nearest = torch.minimum(torch.minimum(up, down), torch.minimum(left, right)) + 1
             new = torch.where(passable, torch.minimum(dist, nearest), far)
             if torch.equal(new, dist):
@@ -106,7 +105,7 @@ def closest_shortest_paths(
     for k in range(1, steps_to_goal + 1):
         # Neighbours differ by one in distance from S (a grid is bipartite): the best so far of the
         # layer before is the only finite value a layer-k cell can see.
-        up, down, left, right = (shifted(best, dr, dc, -math.inf) for dr, dc in STEPS)
+        up, down, left, right = (shifted(best, dr, dc, -math.inf) for dr, dc in maze_data.STEPS)
         reach = torch.maximum(torch.maximum(up, down), torch.maximum(left, right))
         layer = on_some_path & (from_start == k)
         best = torch.where(layer, torch.where(goal, 0.0, weight) + reach, best)
@@ -124,7 +123,7 @@ def closest_shortest_paths(
         here = flat_dist[row_ids, at]
         r, c = at // side, at % side
         options = []
-        for dr, dc in STEPS:
+        for dr, dc in maze_data.STEPS:
             nr, nc = r + dr, c + dc
             inside = (nr >= 0) & (nr < side) & (nc >= 0) & (nc < side)
             idx = nr.clamp(0, side - 1) * side + nc.clamp(0, side - 1)
