@@ -285,7 +285,7 @@ class Task(abc.ABC):
         have several right answers: per row, the right answer the model's `logprobs` ([B, L, vocab])
         make most likely. A learner is then never told that a right answer other than the one the
         dataset stored is wrong (see `several_answers`)."""
-        raise NotImplementedError(f"a {self.title} has one right answer")
+        raise ValueError(f"a {self.title} has one right answer: there is none to choose")
 
     def check_generate(self, size: int, difficulty: str | None) -> None:
         """ValueError when `generate` cannot make a puzzle of this size and difficulty (ones `describe`
