@@ -238,14 +238,11 @@ def _evaluate_cli(
             f"--data {data}: sequences of length {meta.seq_len} over {meta.vocab_size} tokens do not fit the "
             f"model (seq_len {model.config.seq_len}, vocab {model.config.vocab_size})"
         )
-    answer_labels = None
-    if targets == "closest_answer":
-        from hrm.tasks import several_answers_task
+    from hrm.tasks import answer_labels_for
 
-        task_of_data = several_answers_task(
-            meta.seq_len, meta.vocab_size, f"--data {data}", "--targets closest_answer"
-        )
-        answer_labels = task_of_data.closest_answer_labels
+    answer_labels = answer_labels_for(
+        targets, meta.seq_len, meta.vocab_size, f"--data {data}", "--targets closest_answer"
+    )
     head = ACTLossHead(model, loaded.card.loss_type, answer_labels).to(info.device)
     dataset = PuzzleDataset(
         {

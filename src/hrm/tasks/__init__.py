@@ -9,7 +9,7 @@ A new kind is a `Task` subclass added to `TASKS`; nothing else branches on kinds
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hrm.errors import ConfigError, DataError
 from hrm.tasks.arc import ARCTask
@@ -26,6 +26,9 @@ from hrm.tasks.base import (
 )
 from hrm.tasks.maze import MazeTask
 from hrm.tasks.sudoku import SudokuTask
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hrm.models.losses import AnswerLabels
 
 # In the order text is recognised: a JSON object is ARC, maze marks make a maze, digits a Sudoku.
 TASKS: tuple[Task, ...] = (ARCTask(), MazeTask(), SudokuTask())
@@ -55,9 +58,15 @@ def task_for_shape(seq_len: int, vocab_size: int) -> Task | None:
     return found[0] if len(found) == 1 else None
 
 
-def several_answers_task(seq_len: int, vocab_size: int, data: str, option: str) -> Task:
-    """The task of a dataset (`data`, of this shape) whose puzzles may have several right answers, for
-    `option` (how the user asked for closest-answer targets); ConfigError naming both otherwise."""
+def answer_labels_for(
+    targets: str, seq_len: int, vocab_size: int, data: str, option: str
+) -> AnswerLabels | None:
+    """The loss head's choice of labels among right answers for `targets` (see `hrm.config.Targets`):
+    None for the dataset's labels; for closest_answer, the `Task.closest_answer_labels` of the
+    dataset's kind (`data`, of this shape). ConfigError naming `data` and `option` (how the user asked
+    for it) when that kind's puzzles have one right answer."""
+    if targets == "label":
+        return None
     task = task_for_shape(seq_len, vocab_size)
     if task is None or not task.several_answers:
         holds = (
@@ -66,7 +75,7 @@ def several_answers_task(seq_len: int, vocab_size: int, data: str, option: str) 
         raise ConfigError(
             f"{option} needs puzzles with several right answers (mazes), but {data} holds {holds}"
         )
-    return task
+    return task.closest_answer_labels
 
 
 def task_for(puzzle: Any = None, config: Any = None, suffix: str = "") -> Task:

@@ -17,7 +17,6 @@ from hrm.data.dataset import PuzzleDataset
 from hrm.data.format import load_metadata
 from hrm.errors import ConfigError, HRMError
 from hrm.models import ACTLossHead, ACTModel, build_model, load_weights
-from hrm.models.losses import AnswerLabels
 from hrm.optim import (
     AdamAtan2,
     SparseEmbeddingSignSGD,
@@ -201,9 +200,16 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo) -> Training:
     if cfg.init_from:
         init_from(model, cfg.model_name, cfg.init_from)
     card = ModelCard(cfg.model_name, model.config.model_dump(mode="json"), cfg.loss_type)
-    head = ACTLossHead(model, cfg.loss_type, answer_labels(cfg, meta.seq_len, meta.vocab_size)).to(
-        info.device
+    from hrm.tasks import answer_labels_for
+
+    answer_labels = answer_labels_for(
+        cfg.targets,
+        meta.seq_len,
+        meta.vocab_size,
+        str(cfg.data_path),
+        "targets=closest_answer (use targets=label)",
     )
+    head = ACTLossHead(model, cfg.loss_type, answer_labels).to(info.device)
     distributed.broadcast_module(head, info)
     optimizers = [
         ScheduledOptimizer(
@@ -227,16 +233,6 @@ def build_training(cfg: TrainConfig, info: distributed.DistInfo) -> Training:
         optimizers.insert(0, ScheduledOptimizer(sparse, cfg.puzzle_emb_lr))
     schedule = LRSchedule(cfg.lr_warmup_steps, total, cfg.lr_min_ratio)
     return Training(train_data, head, card, optimizers, schedule, total, epoch_steps)
-
-
-def answer_labels(cfg: TrainConfig, seq_len: int, vocab_size: int) -> AnswerLabels | None:
-    """The loss head's choice of labels among right answers (`targets: closest_answer`), or None."""
-    if cfg.targets == "label":
-        return None
-    from hrm.tasks import several_answers_task
-
-    option = "targets=closest_answer (use targets=label)"
-    return several_answers_task(seq_len, vocab_size, str(cfg.data_path), option).closest_answer_labels
 
 
 def init_from(model: ACTModel, model_name: str, source: str) -> None:
