@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from hrm.distributed import DistInfo, teardown
 from hrm.optim import (
     AdamAtan2,
     SparseEmbeddingSignSGD,
@@ -340,6 +341,8 @@ def _dist_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    info = DistInfo(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
+    finished = False
     try:
         emb = FakePuzzleEmbedding(num_ids=12, dim=2, seed=0)  # same initial table on every rank
         opt = SparseEmbeddingSignSGD(emb, lr=0.1, weight_decay=0.5)
@@ -347,8 +350,11 @@ def _dist_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         (out * _DIST_GRADS[rank]).sum().backward()
         opt.step()
         torch.save(emb.weights, os.path.join(out_dir, f"rank{rank}.pt"))
+        finished = True
     finally:
-        dist.destroy_process_group()
+        # Both ranks wait for each other before leaving: a rank that leaves while the other still
+        # talks to it can abort in gloo's destructor.
+        teardown(info, finished)
 
 
 @pytest.mark.slow
