@@ -192,6 +192,8 @@ bad_maze_options = st.one_of(
     int_option("--size", st.integers(max_value=4) | st.integers(min_value=10**7, max_value=10**12)),
     int_option("--subsample", st.integers(max_value=0)),
     st.sampled_from(["nan", "-0.5", "1.5", "inf", "x"]).map(lambda v: [f"--loop-fraction={v}"]),
+    st.sampled_from(["nan", "-0.5", "1.5", "x"]).map(lambda v: ["--hard", f"--any-length-share={v}"]),
+    st.just(["--any-length-share", "0.5"]),  # no filter to mix with
     st.integers(min_value=60, max_value=10**9).map(lambda n: ["--min-path-length", str(n)]),
     st.just(["--from", "/nonexistent/mazes.csv"]),
 )

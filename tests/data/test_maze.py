@@ -342,3 +342,43 @@ def test_hardness_filters_do_not_apply_to_imports(tmp_path, capsys):
     assert main(["data", "maze", "--hard", "--min-path-length", "5", "--out", str(tmp_path / "ds")]) == 2
     assert "not allowed with" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+def test_any_length_share_mixes_hard_and_ordinary_mazes():
+    hard = maze.hard_min_path_length(9)
+    rng = np.random.default_rng(3)
+    inputs, labels = maze.generate_mazes(200, 9, rng, hard, any_length_share=0.5)
+    lengths = np.array([assert_label_is_shortest_path(q, a) for q, a in zip(inputs, labels)])
+    # Half of them were drawn without the filter; of those, few pass it by chance (about 1% at 9x9).
+    assert 95 <= (lengths >= hard).sum() <= 110
+    assert (lengths < hard).sum() >= 90
+    # No share, no change: the same draws as before the option existed.
+    plain = maze.generate_mazes(5, 9, np.random.default_rng(4), hard)
+    unmixed = maze.generate_mazes(5, 9, np.random.default_rng(4), hard, any_length_share=0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, unmixed))
+
+
+def test_cli_any_length_share_needs_a_filter_and_a_fraction(tmp_path, capsys):
+    from hrm.cli import main
+
+    out = tmp_path / "ds"
+    for flags, message in (
+        (["--any-length-share", "0.5"], "give one"),
+        (["--hard", "--any-length-share", "1.5"], "between 0 and 1, got 1.5"),
+        (["--hard", "--any-length-share", "nan"], "between 0 and 1, got nan"),
+    ):
+        assert main(["data", "maze", "--size", "9", "--count", "4", *flags, "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    assert not out.exists()
+    args = ("--count", "6", "--test-count", "4", "--size", "9", "--hard", "--any-length-share", "0.5")
+    assert data_cli.run_maze(cli_args(*args, "--out", str(out))) == 0
+    for split, count in (("train", 6), ("test", 4)):
+        arrays = fmt.load_split(out, split)[1]["all"]
+        lengths = [
+            assert_label_is_shortest_path(
+                np.asarray(arrays.inputs[e]).reshape(9, 9), np.asarray(arrays.labels[e]).reshape(9, 9)
+            )
+            for e in range(arrays.num_examples)
+        ]
+        assert len(lengths) == count and sum(n >= maze.hard_min_path_length(9) for n in lengths) >= count // 2

@@ -223,6 +223,14 @@ def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
         f"{maze.PUBLISHED_HARD_MIN_PATH_LENGTH} with the side (ceil(111 * N / 30): 9 -> 34, 11 -> 41)",
     )
     parser.add_argument(
+        "--any-length-share",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="with --hard or --min-path-length: this share of the mazes of each split keeps any path "
+        "length, the rest pass the filter (a mix of hard and ordinary mazes; default 0)",
+    )
+    parser.add_argument(
         "--loop-fraction",
         type=float,
         default=maze.DEFAULT_LOOP_FRACTION,
@@ -255,6 +263,7 @@ def run_maze(args: argparse.Namespace) -> int:
             test_count=args.test_count,
             size=args.size,
             min_path_length=maze.hard_min_path_length(args.size) if args.hard else args.min_path_length,
+            any_length_share=args.any_length_share,
             loop_fraction=args.loop_fraction,
             aug=args.aug,
             subsample=args.subsample,

@@ -336,16 +336,22 @@ def generate_mazes(
     desc: str = "mazes",
     progress: bool = False,
     max_tries: int = 1000,
+    any_length_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` mazes as ``([count, size, size], [count, size, size])`` inputs and labels, each
     drawn in at most ``max_tries`` carvings (see `generate_maze`); with ``progress``, a progress bar
-    on stderr for 50 mazes or more."""
+    on stderr for 50 mazes or more. ``any_length_share`` of them (rounded, at random places) skip
+    the ``min_path_length`` filter, so a hard set can be mixed with ordinary mazes."""
     from tqdm import tqdm
 
+    unfiltered = np.zeros(count, dtype=bool)
+    if any_length_share > 0:
+        unfiltered[rng.permutation(count)[: round(any_length_share * count)]] = True
     inputs = np.empty((count, size, size), dtype=np.uint8)
     labels = np.empty_like(inputs)
     for i in tqdm(range(count), desc=f"Generating {desc}", unit="maze", disable=not progress or count < 50):
-        inputs[i], labels[i] = generate_maze(size, rng, min_path_length, loop_fraction, max_tries)
+        need = None if unfiltered[i] else min_path_length
+        inputs[i], labels[i] = generate_maze(size, rng, need, loop_fraction, max_tries)
     return inputs, labels
 
 
@@ -519,6 +525,7 @@ def build_maze_dataset(
     test_count: int | None = None,
     size: int = DEFAULT_SIZE,
     min_path_length: int | None = None,
+    any_length_share: float = 0.0,
     loop_fraction: float = DEFAULT_LOOP_FRACTION,
     aug: bool = False,
     subsample: int | None = None,
@@ -529,8 +536,9 @@ def build_maze_dataset(
 ) -> BuildResult:
     """Build a maze dataset directory: mazes imported from ``source`` (a directory with train.csv
     and/or test.csv, or one CSV file of which ``test_count`` rows form the test split) or generated
-    (``count`` training and ``test_count``, default 1000, test mazes of side ``size``). ``aug`` adds
-    the 7 other dihedral images of every training maze; ``subsample`` keeps that many training mazes.
+    (``count`` training and ``test_count``, default 1000, test mazes of side ``size``; with
+    ``min_path_length``, ``any_length_share`` of each split skips that filter). ``aug`` adds the 7
+    other dihedral images of every training maze; ``subsample`` keeps that many training mazes.
     Same ``seed``, same bytes.
 
     Example: ``build_maze_dataset("data/maze", count=1000, size=30, min_path_length=111, aug=True)``.
@@ -548,6 +556,12 @@ def build_maze_dataset(
     skipped = 0
     train: MazePair | None
     test: MazePair | None
+    if not 0.0 <= any_length_share <= 1.0:  # also refuses NaN
+        raise DataError(f"--any-length-share must be between 0 and 1, got {any_length_share}")
+    if any_length_share > 0 and min_path_length is None:
+        raise DataError(
+            "--any-length-share mixes unfiltered mazes into --hard or --min-path-length ones; give one"
+        )
     if source is not None:
         if min_path_length is not None:
             raise DataError(
@@ -564,8 +578,26 @@ def build_maze_dataset(
         if not 0.0 <= loop_fraction <= 1.0:
             raise DataError(f"--loop-fraction must be between 0 and 1, got {loop_fraction}")
         check_build_size({"train": count * per_maze, "test": n_test}, size * size, advice)
-        train = generate_mazes(count, size, rng, min_path_length, loop_fraction, "train", progress)
-        test = generate_mazes(n_test, size, rng, min_path_length, loop_fraction, "test", progress)
+        train = generate_mazes(
+            count,
+            size,
+            rng,
+            min_path_length,
+            loop_fraction,
+            "train",
+            progress,
+            any_length_share=any_length_share,
+        )
+        test = generate_mazes(
+            n_test,
+            size,
+            rng,
+            min_path_length,
+            loop_fraction,
+            "test",
+            progress,
+            any_length_share=any_length_share,
+        )
         origin = f"generated {size}x{size}"
     if subsample is not None:
         if subsample < 1:
