@@ -335,7 +335,7 @@ def test_hardness_filters_do_not_apply_to_imports(tmp_path, capsys):
     path = write_csv(tmp_path / "m.csv", sample_rows(3))
     from hrm.cli import main
 
-    for flag in (["--hard"], ["--min-path-length", "5"]):
+    for flag in (["--hard"], ["--min-path-length", "5"], ["--any-length-share", "0.5"]):
         assert main(["data", "maze", "--from", str(path), *flag, "--out", str(tmp_path / "ds")]) == 1
         err = capsys.readouterr().err.strip()
         assert "do not apply to --from" in err and "\n" not in err

@@ -28,6 +28,7 @@ at module load: ``hrm data`` reads this module's defaults when it starts.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import random
@@ -558,14 +559,11 @@ def build_maze_dataset(
     test: MazePair | None
     if not 0.0 <= any_length_share <= 1.0:  # also refuses NaN
         raise DataError(f"--any-length-share must be between 0 and 1, got {any_length_share}")
-    if any_length_share > 0 and min_path_length is None:
-        raise DataError(
-            "--any-length-share mixes unfiltered mazes into --hard or --min-path-length ones; give one"
-        )
     if source is not None:
-        if min_path_length is not None:
+        if min_path_length is not None or any_length_share > 0:
             raise DataError(
-                "--min-path-length and --hard filter generated mazes; they do not apply to --from"
+                "--min-path-length, --hard and --any-length-share filter generated mazes; they do not "
+                "apply to --from"
             )
         train, test, skipped = _read_mazes(Path(source), test_count, skip_invalid, rng)
         origin = str(source)
@@ -577,27 +575,22 @@ def build_maze_dataset(
             raise DataError("--count and --test-count must not be negative")
         if not 0.0 <= loop_fraction <= 1.0:
             raise DataError(f"--loop-fraction must be between 0 and 1, got {loop_fraction}")
+        if any_length_share > 0 and min_path_length is None:
+            raise DataError(
+                "--any-length-share mixes unfiltered mazes into --hard or --min-path-length ones; give one"
+            )
         check_build_size({"train": count * per_maze, "test": n_test}, size * size, advice)
-        train = generate_mazes(
-            count,
-            size,
-            rng,
-            min_path_length,
-            loop_fraction,
-            "train",
-            progress,
+        generate = functools.partial(
+            generate_mazes,
+            size=size,
+            rng=rng,
+            min_path_length=min_path_length,
+            loop_fraction=loop_fraction,
+            progress=progress,
             any_length_share=any_length_share,
         )
-        test = generate_mazes(
-            n_test,
-            size,
-            rng,
-            min_path_length,
-            loop_fraction,
-            "test",
-            progress,
-            any_length_share=any_length_share,
-        )
+        train = generate(count, desc="train")
+        test = generate(n_test, desc="test")
         origin = f"generated {size}x{size}"
     if subsample is not None:
         if subsample < 1:
