@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hrm.config import TrainConfig, load_config
-from hrm.errors import ConfigError
+from hrm.errors import ConfigError, a_grid
 from reliability_helpers import (
     assert_same_run,
     build_sudoku4,
@@ -771,3 +771,19 @@ def test_a_read_only_file_system_when_a_run_starts_is_one_line_and_leaves_nothin
     assert "read-only" in line and str(run) in line
     assert not (tmp_path / "a").exists()
     assert fileio.write_file.__name__ == "write_file"  # the patch is gone
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "text"),
+    [
+        (9, None, "a 9x9"),
+        (8, None, "an 8x8"),
+        (11, None, "an 11x11"),
+        (18, 30, "an 18x30"),
+        (81, None, "an 81x81"),
+        (110, None, "a 110x110"),
+        (30, 11, "a 30x11"),
+    ],
+)
+def test_grid_sizes_take_the_spoken_article(rows, cols, text):
+    assert a_grid(rows, cols) == text

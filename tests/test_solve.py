@@ -271,6 +271,11 @@ def test_solve_many_matches_solve_and_checks_sizes():
     assert [s.answer for s in many] == [solve(model, p).answer for p in puzzles]
     with pytest.raises(DataError, match="does not fit"):
         solve(model, "." * 81)
+    eleven = "\n".join(
+        ["#" * 11, "#S" + " " * 8 + "#", *["#" + " " * 9 + "#"] * 7, "#" + " " * 8 + "G#", "#" * 11]
+    )
+    with pytest.raises(DataError, match=r"an 11x11 maze \(121 cells\)"):
+        solve(model, eleven, kind="maze")
     with pytest.raises(DataError, match="line 7"):
         solve_many(model, [PUZZLE4, "1" * 16], names=["f line 1", "f line 7"])
 

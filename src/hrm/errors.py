@@ -22,3 +22,10 @@ class CheckpointError(HRMError):
 class StorageError(HRMError):
     """A file or directory that cannot be written or replaced: a full disk, a read-only file system,
     missing permissions, or a target that must not be replaced."""
+
+
+def a_grid(rows: int, cols: int | None = None) -> str:
+    """ "a 9x9" or "an 11x11" (the article as the first number is spoken: eight, eleven, eighteen)."""
+    first = str(rows)
+    vowel = first.startswith("8") or (len(first) % 3 == 2 and first[:2] in ("11", "18"))
+    return f"{'an' if vowel else 'a'} {rows}x{rows if cols is None else cols}"

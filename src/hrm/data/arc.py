@@ -69,7 +69,7 @@ from hrm.data.augment import (
     random_colour_permutation,
 )
 from hrm.data.build import BLANK_IDENTIFIER, SET_NAME, BuildResult, check_build_size, dataset_metadata
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.data.format import DatasetMetadata, PuzzleSetArrays
@@ -139,7 +139,7 @@ def grid_to_seq(grid: Grid, row_offset: int = 0, col_offset: int = 0) -> np.ndar
         or col_offset + cols > MAX_GRID_SIZE
     ):
         raise ValueError(
-            f"a {rows}x{cols} grid at offset ({row_offset}, {col_offset}) does not fit the "
+            f"{a_grid(rows, cols)} grid at offset ({row_offset}, {col_offset}) does not fit the "
             f"{MAX_GRID_SIZE}x{MAX_GRID_SIZE} canvas"
         )
     canvas = np.zeros((MAX_GRID_SIZE, MAX_GRID_SIZE), dtype=np.uint8)

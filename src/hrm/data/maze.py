@@ -48,7 +48,7 @@ from hrm.data.build import (
     check_build_size,
     dataset_metadata,
 )
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from hrm.data.format import DatasetMetadata, PuzzleSetArrays
@@ -323,7 +323,7 @@ def generate_maze(
         grid[g] = GOAL
         return grid, solve_maze(grid)
     raise DataError(
-        f"could not generate a {size}x{size} maze with a path of at least {need} moves in "
+        f"could not generate {a_grid(size)} maze with a path of at least {need} moves in "
         f"{max_tries} tries; lower --min-path-length or raise --size"
     )
 

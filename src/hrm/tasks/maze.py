@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hrm.data import maze as maze_data
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 from hrm.tasks.base import (
     MAX_VIEWER_SIDE,
     Answer,
@@ -205,7 +205,7 @@ class MazeTask(Task):
 
     def shape(self, puzzle: Puzzle) -> tuple[int, int, str]:
         n = puzzle.payload.shape[0]
-        return n * n, maze_data.VOCAB_SIZE, f"a {n}x{n} maze ({n * n} cells)"
+        return n * n, maze_data.VOCAB_SIZE, f"{a_grid(n)} maze ({n * n} cells)"
 
     def encode(self, puzzle: Puzzle, options: SolveOptions) -> Encoding:
         return Encoding(puzzle.payload.reshape(1, -1).astype(np.int64), np.zeros(1, np.int64))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hrm.data import sudoku as sudoku_data
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 from hrm.tasks.base import Answer, Encoding, Grid, Puzzle, RowAnswers, SolveOptions, Task, short
 
 SEPARATORS = str.maketrans("", "", " \t\r\n|-+")
@@ -110,7 +110,7 @@ class SudokuTask(Task):
         wrong = sorted({ch for ch in cells_text if ch not in allowed})
         if wrong:
             raise DataError(
-                f"{name}: character(s) {''.join(wrong)!r} not allowed in a {n}x{n} sudoku "
+                f"{name}: character(s) {''.join(wrong)!r} not allowed in {a_grid(n)} sudoku "
                 f"(digits 1-{n}, '.' or '0' for blanks)"
             )
         cells = (np.frombuffer(cells_text.replace(".", "0").encode(), dtype=np.uint8) - ord("0")).reshape(
@@ -124,7 +124,7 @@ class SudokuTask(Task):
 
     def shape(self, puzzle: Puzzle) -> tuple[int, int, str]:
         n = puzzle.payload.shape[0]
-        return n * n, sudoku_data.VOCAB_SIZE[n], f"a {n}x{n} sudoku ({n * n} cells)"
+        return n * n, sudoku_data.VOCAB_SIZE[n], f"{a_grid(n)} sudoku ({n * n} cells)"
 
     def encode(self, puzzle: Puzzle, options: SolveOptions) -> Encoding:
         cells = puzzle.payload
@@ -175,7 +175,7 @@ class SudokuTask(Task):
         if puzzle is None and (n not in sudoku_data.SIZES or len(grid[0]) != n):
             return f"a sudoku is {', '.join(f'{k}x{k}' for k in sudoku_data.SIZES)}"
         if any(v > n for row in grid for v in row):
-            return f"a {n}x{n} sudoku holds the digits 0-{n}"
+            return f"{a_grid(n)} sudoku holds the digits 0-{n}"
         return None
 
     def check_grid(self, puzzle_grid: Grid, answer: Grid, expected: Grid | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from hrm.data.sudoku.solver import (
     solve_exact_many,
     valid_grids,
 )
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 
 HF_REPO = "sapientinc/sudoku-extreme"
 _SIZE_OF_LENGTH = {n * n: n for n in SIZES}  # a text line of 16, 36 or 81 cells
@@ -71,14 +71,14 @@ def read_text(
         if wrong is not None:
             bad(
                 lineno,
-                f"character {wrong!r} is not allowed in a {n}x{n} sudoku "
+                f"character {wrong!r} is not allowed in {a_grid(n)} sudoku "
                 f"(use 1-{n}, and '.' or '0' for blanks)",
             )
             continue
         if size is None:
             size, size_line = n, lineno
         elif n != size:
-            bad(lineno, f"a {n}x{n} sudoku, but line {size_line} started a file of {size}x{size} sudokus")
+            bad(lineno, f"{a_grid(n)} sudoku, but line {size_line} started a file of {size}x{size} sudokus")
             continue
         cells = np.frombuffer(line.replace(".", "0").encode(), dtype=np.uint8) - ord("0")
         conflict = find_conflict(cells, n)

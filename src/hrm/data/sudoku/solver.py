@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrm.errors import DataError
+from hrm.errors import DataError, a_grid
 
 SIZES = (4, 6, 9)
 BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -265,7 +265,7 @@ def solve_exact(
         if v == 0:
             continue
         if not 1 <= v <= n:
-            raise DataError(f"cell value {v} is out of range for a {n}x{n} sudoku")
+            raise DataError(f"cell value {v} is out of range for {a_grid(n)} sudoku")
         bit = 1 << (v - 1)
         r, c, b = geo.row_of[i], geo.col_of[i], geo.box_of[i]
         if (rows[r] | cols[c] | boxes[b]) & bit:
