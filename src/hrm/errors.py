@@ -25,7 +25,7 @@ class StorageError(HRMError):
 
 
 def a_grid(rows: int, cols: int | None = None) -> str:
-    """ "a 9x9" or "an 11x11" (the article as the first number is spoken: eight, eleven, eighteen)."""
+    """The size with its spoken article: "a 9x9", "an 8x8", "an 11x11", "an 18x30"."""
     first = str(rows)
     vowel = first.startswith("8") or (len(first) % 3 == 2 and first[:2] in ("11", "18"))
     return f"{'an' if vowel else 'a'} {rows}x{rows if cols is None else cols}"
