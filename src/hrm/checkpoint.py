@@ -310,6 +310,13 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def weights_in(checkpoint: Path, use_ema: bool = True) -> Path:
+    """The weights file a checkpoint directory is loaded from: its EMA weights when asked for and
+    present, else its plain weights."""
+    ema = checkpoint / EMA_WEIGHTS
+    return ema if use_ema and ema.exists() else checkpoint / WEIGHTS
+
+
 def _reference_config(ckpt_dir: Path, weights: dict[str, torch.Tensor], data_path: str | None) -> ModelCard:
     """A ModelCard from a published reference run: its all_config.yaml, with the dataset-derived
     fields taken from the dataset metadata (or, failing that, from the weights' shapes)."""
@@ -404,7 +411,7 @@ def load_model(
         weights = read_weights(weights_file)
     elif (p / MODEL_CARD).exists():
         card = ModelCard.read(p / MODEL_CARD)
-        weights_file = p / EMA_WEIGHTS if use_ema and (p / EMA_WEIGHTS).exists() else p / WEIGHTS
+        weights_file = weights_in(p, use_ema)
         weights = read_weights(weights_file)
     elif (p / "all_config.yaml").exists():
         reference_file = _reference_weights_file(p)

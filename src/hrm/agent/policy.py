@@ -252,13 +252,12 @@ def load_policy(path: str | Path, use_ema: bool = True) -> LoadedPolicy:
     """An agent policy from a run dir (latest checkpoint), a checkpoint dir, an exported directory
     or a packaged agent's name (e.g. `agent-unlocklocal`)."""
     from hrm.checkpoint import (
-        EMA_WEIGHTS,
         MODEL_CARD,
-        WEIGHTS,
         ModelCard,
         named_path,
         read_weights,
         resolve_checkpoint,
+        weights_in,
     )
 
     p = named_path(path)
@@ -274,7 +273,7 @@ def load_policy(path: str | Path, use_ema: bool = True) -> LoadedPolicy:
         config = PolicyConfig(**card.config)
     except ValueError as exc:
         raise CheckpointError(f"{p}: {exc}") from None
-    weights_file = p / EMA_WEIGHTS if use_ema and (p / EMA_WEIGHTS).exists() else p / WEIGHTS
+    weights_file = weights_in(p, use_ema)
     policy = AgentPolicy(config)
     try:
         policy.load_state_dict(read_weights(weights_file))
