@@ -2,7 +2,9 @@
 segments once, every segment's answer and Q values are kept, and each rule is then applied to the
 same record (the answer of a rule is the one of the segment where it stops):
 
-- max: all segments (as the reference evaluates)
+- max: all segments (as the reference evaluates); with `--segments N` all of N, and max@K the first K
+  (K: the model's own count and every power of two from 8 below N), so one run shows how accuracy
+  grows with the segments run
 - adaptive: the model's own Q halting (Q-halt > Q-continue, or Q-halt > 0 without Q-continue)
 - q>T: Q-halt logit above T
 - stable-K: the answer unchanged for K segments in a row
@@ -14,6 +16,7 @@ benchmarks/sudoku9_accuracy.py (same seeds, same cache); every puzzle has one so
 that keeps the givens and satisfies the rules is the solution (exact accuracy).
 
     python benchmarks/halting.py --model sudoku-9x9 --count 1000 --extreme-count 200 --real-count 1000
+    python benchmarks/halting.py --model sudoku-9x9 --segments 128 --out halting-sudoku-9x9-128
 
 Writes benchmarks/results/halting-<model>.json and prints a Markdown table.
 """
@@ -56,7 +59,7 @@ class Recorder:
         self.q_continue.append(outputs["q_continue_logits"].float().cpu())
 
 
-def record_set(loaded, puzzles: list[str], batch: int) -> dict[str, np.ndarray]:
+def record_set(loaded, puzzles: list[str], batch: int, segments: int | None) -> dict[str, np.ndarray]:
     """Per puzzle and segment: valid (the answer passes the rule check, hence is the one solution),
     Q-halt and Q-continue logits, and whether the answer is the same as the segment before's."""
     c = loaded.model.config
@@ -77,6 +80,7 @@ def record_set(loaded, puzzles: list[str], batch: int) -> dict[str, np.ndarray]:
                 "puzzle_identifiers": torch.from_numpy(ids[lo:hi].astype(np.int32)),
             },
             halt="max",
+            max_segments=segments,
             on_segment=rec,
         )
         preds = torch.stack(rec.preds, 1).numpy()  # [b, segments, 81]
@@ -95,11 +99,14 @@ def record_set(loaded, puzzles: list[str], batch: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def stops(rec: dict[str, np.ndarray], no_continue: bool) -> dict[str, np.ndarray]:
+def stops(rec: dict[str, np.ndarray], no_continue: bool, cuts: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
     """For each rule, per puzzle, the boolean [N, segments] of where it would stop (the last segment
-    always stops)."""
+    always stops); `cuts`: segment counts K below the last for the max@K rules."""
     q, qc, valid, same = rec["q_halt"], rec["q_continue"], rec["valid"], rec["same"]
     rules: dict[str, np.ndarray] = {"max": np.zeros_like(valid)}
+    for k in cuts:
+        rules[f"max@{k}"] = np.zeros_like(valid)
+        rules[f"max@{k}"][:, k - 1] = True
     rules["adaptive"] = q > 0 if no_continue else q > qc
     for t in (0.5, 1.0, 2.0, 4.0):
         rules[f"q>{t:g}"] = q > t
@@ -122,16 +129,26 @@ def main() -> None:
     add_set_arguments(ap)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        help="run every puzzle for N segments (default: the model's own)",
+    )
+    ap.add_argument("--out", default=None, help="results name (default: halting-<model>)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     sets = held_out_sets(args)
     loaded = load_model(args.model)
+    own = loaded.model.config.halt_max_steps
+    last = args.segments or own
+    cuts = tuple(sorted({k for k in (own, *(2**e for e in range(3, 9))) if k < last}))
     no_continue = bool(getattr(loaded.model.config, "no_ACT_continue", False))
     records = {}
     for name, puzzles in sets.items():
         start = time.perf_counter()
-        records[name] = record_set(loaded, puzzles, args.batch)
+        records[name] = record_set(loaded, puzzles, args.batch, args.segments)
         print(
             f"{name}: {len(puzzles)} puzzles x all segments in {time.perf_counter() - start:.0f} s",
             flush=True,
@@ -144,7 +161,7 @@ def main() -> None:
             {k: np.concatenate([r[k] for r in records.values()]) for k in next(iter(records.values()))},
         ),
     ]:
-        for rule, stop in stops(rec, no_continue).items():
+        for rule, stop in stops(rec, no_continue, cuts).items():
             seg = stop.argmax(1)  # the first segment where the rule stops
             n = len(seg)
             rows.append(
@@ -157,7 +174,8 @@ def main() -> None:
                 }
             )
     print(table(rows, list(rows[0])))
-    path = save("halting-" + Path(args.model).name, rows, {"model": args.model, "seed": args.seed})
+    meta = {"model": args.model, "seed": args.seed, "segments": last}
+    path = save(args.out or "halting-" + Path(args.model).name, rows, meta)
     print(f"wrote {path}")
 
 

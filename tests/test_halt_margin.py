@@ -88,3 +88,22 @@ def test_export_stores_a_margin_that_solving_then_uses_and_a_bad_card_margin_is_
     (out / "model.json").write_text(json.dumps(card))
     with pytest.raises(HRMError, match="card's halt margin"):
         hrm.solve(str(out), EASY4)
+
+
+def test_export_sets_the_segments_solving_runs_and_a_bad_count_is_one_line(tmp_path, capsys):
+    """`hrm export --segments N`: the exported model's halt_max_steps, all of which `--halt max` runs;
+    the weights are the run's, unchanged."""
+    run = save_tiny(tmp_path / "run", tiny_config())
+    plain, longer = tmp_path / "plain", tmp_path / "longer"
+    assert main(["export", str(run), str(plain)]) == 0
+    assert main(["export", str(run), str(longer), "--segments", "11"]) == 0
+    assert json.loads((longer / "model.json").read_text())["config"]["halt_max_steps"] == 11
+    assert (plain / "model.safetensors").read_bytes() == (longer / "model.safetensors").read_bytes()
+    assert hrm.solve(str(longer), EASY4, halt="max").segments == 11
+    assert hrm.solve(str(plain), EASY4, halt="max").segments == tiny_config()["halt_max_steps"]
+    capsys.readouterr()
+    for bad in ("0", "257", "-3"):
+        assert main(["export", str(run), str(tmp_path / f"bad{bad}"), "--segments", bad]) == 1
+        err = capsys.readouterr().err
+        assert "segments must be a whole number" in err and err.count("\n") == 1, err
+        assert not (tmp_path / f"bad{bad}").exists()

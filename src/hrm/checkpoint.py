@@ -495,6 +495,7 @@ def export_model(
     card_file: str | Path | None = None,
     halt_margin: float | None = None,
     forward_dtype: str | None = None,
+    segments: int | None = None,
 ) -> Path:
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
@@ -504,7 +505,8 @@ def export_model(
     export (see `check_export_target`). ``card_file``: a YAML model card (`CardFields`) to include;
     ``halt_margin``: the default margin of adaptive halting when solving with it (`hrm.solve`);
     ``forward_dtype``: the dtype the exported model computes in (a run trained in bfloat16 on a GPU
-    exported as float32 for CPUs), checked as the model's config checks it."""
+    exported as float32 for CPUs), checked as the model's config checks it; ``segments``: the most
+    segments solving runs with it (its ``halt_max_steps``; the weights do not depend on it)."""
     out = Path(out_dir)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise StorageError(f"{out} already exists (pass --overwrite to replace an earlier export)")
@@ -514,6 +516,10 @@ def export_model(
         from hrm.inference.runner import check_halt_margin
 
         check_halt_margin(halt_margin)
+    if segments is not None:
+        from hrm.inference.runner import check_run_options
+
+        check_run_options("max", segments)
     if forward_dtype is not None and forward_dtype not in FORWARD_DTYPES:
         raise ConfigError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {forward_dtype!r}")
     loaded_card, module, source_file = load_exportable(source, use_ema)
@@ -531,6 +537,10 @@ def export_model(
         if "forward_dtype" not in config:
             raise ConfigError(f"{source}: a {loaded_card.model} model has no forward_dtype to set")
         config["forward_dtype"] = forward_dtype
+    if segments is not None:
+        if "halt_max_steps" not in config:
+            raise ConfigError(f"{source}: a {loaded_card.model} model has no halt_max_steps to set")
+        config["halt_max_steps"] = segments
     card = ModelCard(loaded_card.model, config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]

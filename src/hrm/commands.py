@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the margin adaptive halting uses by default when solving with this model (see hrm solve)",
     )
     p.add_argument(
+        "--segments",
+        type=int,
+        metavar="N",
+        help="the most segments solving runs with this model (its halt_max_steps; default: the "
+        "training's); `--halt max` runs all N",
+    )
+    p.add_argument(
         "--dtype",
         choices=("float32", "bfloat16", "float16"),
         help="the dtype the exported model computes in (e.g. float32 for CPUs after bfloat16 training)",
@@ -107,6 +114,7 @@ def _export(args: argparse.Namespace) -> int:
         card_file=args.card,
         halt_margin=args.halt_margin,
         forward_dtype=args.dtype,
+        segments=args.segments,
     )
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
