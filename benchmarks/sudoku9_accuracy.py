@@ -110,6 +110,7 @@ def main() -> None:
         "--halt-margin", type=float, default=0.0, help="adaptive halting's margin (0: the reference rule)"
     )
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="sudoku9_accuracy", help="results name under benchmarks/results")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,7 +159,7 @@ def main() -> None:
     print(table(rows, list(rows[0])))
     print("single 9x9 solve (hrm.solve, one puzzle):")
     print(table(latency, list(latency[0])))
-    save_solver_results("sudoku9_accuracy", rows, args, latency)
+    save_solver_results(args.out, rows, args, latency)
 
 
 if __name__ == "__main__":

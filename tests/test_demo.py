@@ -12,7 +12,7 @@ def test_demo_trains_solves_and_writes_a_report(demo_run):
     # part 1: the shipped model on new 9x9 puzzles of rising difficulty, segment by segment
     for level in ("easy", "medium", "hard"):
         assert re.search(rf"\n {{5}}{level}, \d+ givens: ", out)
-    assert re.search(r"easy, \d+ givens: ✓ valid; halted after segment \d+ of 16", out)
+    assert re.search(r"easy, \d+ givens: ✓ valid; halted after segment \d+ of 128", out)
     # part 2/3: a fresh model trained to the target, then solving new puzzles
     match = re.search(r"exact accuracy on 200 held-out puzzles: ([\d.]+)%", out)
     assert match and float(match.group(1)) >= 95.0
