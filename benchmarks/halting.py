@@ -16,7 +16,7 @@ benchmarks/sudoku9_accuracy.py (same seeds, same cache); every puzzle has one so
 that keeps the givens and satisfies the rules is the solution (exact accuracy).
 
     python benchmarks/halting.py --model sudoku-9x9 --count 1000 --extreme-count 200 --real-count 1000
-    python benchmarks/halting.py --model sudoku-9x9 --segments 128 --out halting-sudoku-9x9-128
+    python benchmarks/halting.py --model sudoku-9x9 --segments 256 --out halting-sudoku-9x9-256
 
 Writes benchmarks/results/halting-<model>.json and prints a Markdown table.
 """
