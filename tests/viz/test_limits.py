@@ -773,9 +773,7 @@ def test_under_load_info_answers_and_sigterm_stops_the_server(env):
                 assert status == 200
                 took.append(seconds)
             time.sleep(0.3)
-        # A request queued behind the endless solves would never answer (5 s client timeout); one
-        # that answers within 3 s on a loaded 2-core machine was served beside them.
-        assert max(took) < 3, took
+        assert max(took) < 1, took
         busy = [r for r in results if r is not None and not isinstance(r, Exception)]
         assert len(busy) == endless_solves - 2 and all(r[0] == 503 for r in busy), results
 
