@@ -140,12 +140,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     sets = held_out_sets(args)
+    if not sets:
+        raise SystemExit("no puzzles to run: --levels is empty and no real 17-clue puzzles were asked for")
     loaded = load_model(args.model)
     own = loaded.model.config.halt_max_steps
     last = args.segments or own
     cuts = tuple(sorted({k for k in (own, *(2**e for e in range(3, 9))) if k < last}))
     no_continue = bool(getattr(loaded.model.config, "no_ACT_continue", False))
-    records = {}
+    meta = {"model": args.model, "seed": args.seed, "segments": last}
+    name_out = args.out or "halting-" + Path(args.model).name
+    records: dict[str, dict[str, np.ndarray]] = {}
     for name, puzzles in sets.items():
         start = time.perf_counter()
         records[name] = record_set(loaded, puzzles, args.batch, args.segments)
@@ -153,14 +157,20 @@ def main() -> None:
             f"{name}: {len(puzzles)} puzzles x all segments in {time.perf_counter() - start:.0f} s",
             flush=True,
         )
+        # Saved after every set, so a long run keeps what it has measured.
+        rows = result_rows(records, no_continue, cuts)
+        path = save(name_out, rows, meta)
+    print(table(rows, list(rows[0])))
+    print(f"wrote {path}")
+
+
+def result_rows(
+    records: dict[str, dict[str, np.ndarray]], no_continue: bool, cuts: tuple[int, ...]
+) -> list[dict]:
+    """Exact accuracy and mean segments per set and rule, then the same over all the sets pooled."""
+    pooled = {k: np.concatenate([r[k] for r in records.values()]) for k in next(iter(records.values()))}
     rows = []
-    for name, rec in [
-        *records.items(),
-        (
-            "all sets",
-            {k: np.concatenate([r[k] for r in records.values()]) for k in next(iter(records.values()))},
-        ),
-    ]:
+    for name, rec in [*records.items(), ("all sets", pooled)]:
         for rule, stop in stops(rec, no_continue, cuts).items():
             seg = stop.argmax(1)  # the first segment where the rule stops
             n = len(seg)
@@ -173,10 +183,7 @@ def main() -> None:
                     "mean_segments": float((seg + 1).mean()),
                 }
             )
-    print(table(rows, list(rows[0])))
-    meta = {"model": args.model, "seed": args.seed, "segments": last}
-    path = save(args.out or "halting-" + Path(args.model).name, rows, meta)
-    print(f"wrote {path}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 import hrm
+from hrm.checkpoint import ModelCard, save_checkpoint
 from hrm.cli import main
 from hrm.errors import HRMError
 from hrm.inference import run_until_halted
+from hrm.models import ACTModel
 from tiny_models import save_tiny, tiny_config, tiny_model
 
 EASY4 = "1.3..3.1.4.2..1."  # a consistent 4x4 puzzle: the tiny model's answers are not checked
@@ -107,3 +109,34 @@ def test_export_sets_the_segments_solving_runs_and_a_bad_count_is_one_line(tmp_p
         err = capsys.readouterr().err
         assert "segments must be a whole number" in err and err.count("\n") == 1, err
         assert not (tmp_path / f"bad{bad}").exists()
+
+
+def test_export_sets_the_h_cycles_solving_runs_and_refuses_a_model_without_them(tmp_path, capsys):
+    """`hrm export --h-cycles N`: the exported model recurses N H cycles per segment when solving; the
+    weights are the run's, unchanged. A count out of range, or a transformer (no cycles), is one line
+    and writes nothing."""
+    run = save_tiny(tmp_path / "run", tiny_config())
+    plain, deeper = tmp_path / "plain", tmp_path / "deeper"
+    assert main(["export", str(run), str(plain)]) == 0
+    assert main(["export", str(run), str(deeper), "--h-cycles", "3", "--segments", "4"]) == 0
+    config = json.loads((deeper / "model.json").read_text())["config"]
+    assert (config["H_cycles"], config["halt_max_steps"]) == (3, 4)
+    assert (plain / "model.safetensors").read_bytes() == (deeper / "model.safetensors").read_bytes()
+    loaded = hrm.load_model(str(deeper)).model
+    assert isinstance(loaded, ACTModel) and loaded.inner.config.H_cycles == 3
+    batch = _batch()
+    deep_out = run_until_halted(loaded, batch, halt="max").logits
+    plain_out = run_until_halted(hrm.load_model(str(plain)).model, batch, halt="max").logits
+    assert not torch.allclose(deep_out, plain_out)  # the extra cycle changes the answer's logits
+    capsys.readouterr()
+    for bad in ("0", "33"):
+        assert main(["export", str(run), str(tmp_path / f"bad{bad}"), "--h-cycles", bad]) == 1
+        err = capsys.readouterr().err
+        assert "H cycles must be a whole number in 1..32" in err and err.count("\n") == 1, err
+        assert not (tmp_path / f"bad{bad}").exists()
+    flat = tiny_model("transformer")
+    save_checkpoint(tmp_path / "flat", 1, flat, ModelCard("transformer", flat.inner.config.model_dump()), {})
+    assert main(["export", str(tmp_path / "flat"), str(tmp_path / "flat-out"), "--h-cycles", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "not a transformer model" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "flat-out").exists()

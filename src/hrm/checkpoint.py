@@ -41,8 +41,8 @@ from hrm.fileio import (
     remove_quietly,
     write_file,
 )
-from hrm.limits import MAX_CARD_BYTES
-from hrm.models import FORWARD_DTYPES, ACTModel, build_model, load_weights
+from hrm.limits import MAX_CARD_BYTES, MAX_CYCLES
+from hrm.models import FORWARD_DTYPES, ACTModel, RecursiveConfig, build_model, load_weights
 from hrm.models.losses import LossType, as_loss_type
 
 WEIGHTS = "model.safetensors"
@@ -496,6 +496,7 @@ def export_model(
     halt_margin: float | None = None,
     forward_dtype: str | None = None,
     segments: int | None = None,
+    h_cycles: int | None = None,
 ) -> Path:
     """Write a model as a self-contained directory (``model.safetensors`` + ``model.json``), the form of
     the packaged models: from a run (its latest checkpoint), a checkpoint dir or anything `load_model`
@@ -520,6 +521,10 @@ def export_model(
         from hrm.inference.runner import check_run_options
 
         check_run_options("max", segments)
+    if h_cycles is not None and (
+        not isinstance(h_cycles, int) or isinstance(h_cycles, bool) or not 1 <= h_cycles <= MAX_CYCLES
+    ):
+        raise ConfigError(f"H cycles must be a whole number in 1..{MAX_CYCLES}, got {h_cycles!r}")
     if forward_dtype is not None and forward_dtype not in FORWARD_DTYPES:
         raise ConfigError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {forward_dtype!r}")
     loaded_card, module, source_file = load_exportable(source, use_ema)
@@ -541,6 +546,14 @@ def export_model(
         if "halt_max_steps" not in config:
             raise ConfigError(f"{source}: a {loaded_card.model} model has no halt_max_steps to set")
         config["halt_max_steps"] = segments
+    if h_cycles is not None:
+        arch = module.inner.config if isinstance(module, ACTModel) else None
+        if not isinstance(arch, RecursiveConfig) or not arch.cycles_used or "H_cycles" not in config:
+            raise ConfigError(
+                f"{source}: H cycles can be set for an HRM or TRM puzzle model, "
+                f"not a {loaded_card.model} model"
+            )
+        config["H_cycles"] = h_cycles
     card = ModelCard(loaded_card.model, config, loaded_card.loss_type, extra)
     tmp = out.with_name(f"{TEMP_PREFIX}.{out.name}.export")
     created: list[Path] = [d for d in (out.parent, *out.parent.parents) if not d.exists()]

@@ -78,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "training's); `--halt max` runs all N",
     )
     p.add_argument(
+        "--h-cycles",
+        type=int,
+        metavar="N",
+        help="the H cycles of each segment when solving with this HRM or TRM model (its H_cycles; "
+        "default: the training's)",
+    )
+    p.add_argument(
         "--dtype",
         choices=("float32", "bfloat16", "float16"),
         help="the dtype the exported model computes in (e.g. float32 for CPUs after bfloat16 training)",
@@ -115,6 +122,7 @@ def _export(args: argparse.Namespace) -> int:
         halt_margin=args.halt_margin,
         forward_dtype=args.dtype,
         segments=args.segments,
+        h_cycles=args.h_cycles,
     )
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")

@@ -49,6 +49,8 @@ class RecursiveConfig(BaseModel):
     """Architecture fields, named as the reference names them so its configs load unchanged."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # Whether H_cycles and L_cycles shape the computation (not for the transformer baseline).
+    cycles_used: ClassVar[bool] = True
 
     batch_size: int = 768
     seq_len: int

@@ -22,6 +22,7 @@ from hrm.models.recursive import RecursiveConfig, RecursiveInner, StepHook
 class TransformerConfig(RecursiveConfig):
     # H_layers is the block count: 8 match HRM's 4 + 4 (the reference's recipe sets 8 too).
     # H_cycles, L_cycles and L_layers are not used.
+    cycles_used: ClassVar[bool] = False
     H_layers: int = 8
     halt_max_steps: int = 1
     # The reference's: whether training halts on the Q head (False: every row runs halt_max_steps).
