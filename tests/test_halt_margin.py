@@ -140,3 +140,19 @@ def test_export_sets_the_h_cycles_solving_runs_and_refuses_a_model_without_them(
     err = capsys.readouterr().err
     assert "not a transformer model" in err and err.count("\n") == 1, err
     assert not (tmp_path / "flat-out").exists()
+
+
+@pytest.mark.parametrize("name", ["hrm", "trm"])
+def test_one_segment_of_four_h_cycles_is_two_segments_of_two(name):
+    """A segment hands (z_H, z_L) to the next unchanged, so the H cycles per segment are not in the
+    weights: 2 segments of 4 H cycles compute bit for bit what 4 segments of 2 do (why an export with
+    more H cycles is the same model given more recursion), and 3 cycles differ."""
+    batch = _batch()
+    outs = {
+        (cycles, segments): run_until_halted(
+            tiny_model(name, H_cycles=cycles, halt_max_steps=segments), batch, halt="max"
+        ).logits
+        for cycles, segments in ((2, 4), (4, 2), (3, 2))
+    }
+    assert torch.equal(outs[2, 4], outs[4, 2])
+    assert not torch.allclose(outs[2, 4], outs[3, 2])
