@@ -83,7 +83,7 @@ def add_set_arguments(ap: argparse.ArgumentParser) -> None:
 def held_out_sets(args: argparse.Namespace) -> dict[str, list[str]]:
     """The generated sets per level and the 17-clue slice, by name."""
     sets: dict[str, list[str]] = {}
-    for level in parse_difficulties(args.levels):
+    for level in parse_difficulties(args.levels) if args.levels.strip() else []:
         n = args.extreme_count if level == "extreme" else args.count
         start = time.perf_counter()
         sets[f"generated {level}"] = held_out(level, n, args.seed, args.cache)
